@@ -1,0 +1,120 @@
+/**
+ * Client of the agent's socket, used by the CLI commands (and usable by scripts).
+ *
+ * @module
+ */
+import * as grpc from "@grpc/grpc-js";
+import { UnavailableError } from "../errors.ts";
+import { ControllerService } from "../gen/containerd/services/sandbox/v1/sandbox.ts";
+import { type Sandbox, SandboxesService, SandboxState } from "../gen/podsandboxd/v1/podsandboxd.ts";
+import {
+  type GrpcCallOptions,
+  grpcTarget,
+  type MethodDefinition,
+  unaryCall,
+} from "../grpc/call.ts";
+import type { Platform } from "../platform.ts";
+import { formatTimestamp } from "../time.ts";
+
+/** @default 10_000 — deadline of calls that do not block by design. */
+export const DEFAULT_CLIENT_TIMEOUT_MS = 10_000;
+
+export interface WaitResult {
+  id: string;
+  exitStatus: number;
+  exitedAt?: string;
+}
+
+export class AgentClient {
+  readonly socketPath: string;
+  readonly #client: grpc.Client;
+  readonly #namespace?: string;
+
+  /** `namespace` overrides the agent's default namespace. */
+  constructor(socketPath: string, options: { namespace?: string } = {}) {
+    this.socketPath = socketPath;
+    this.#namespace = options.namespace;
+    this.#client = new grpc.Client(grpcTarget(socketPath), grpc.credentials.createInsecure(), {
+      "grpc.initial_reconnect_backoff_ms": 100,
+      "grpc.max_reconnect_backoff_ms": 1_000,
+    });
+  }
+
+  #options(what: string, timeoutMs: number | undefined, signal?: AbortSignal): GrpcCallOptions {
+    return {
+      what,
+      timeoutMs,
+      signal,
+      metadata: this.#namespace ? { "containerd-namespace": this.#namespace } : undefined,
+    };
+  }
+
+  async #call<Req, Res>(
+    method: MethodDefinition<Req, Res>,
+    request: Req,
+    options: GrpcCallOptions,
+  ): Promise<Res> {
+    try {
+      return await unaryCall(this.#client, method, request, options);
+    } catch (err) {
+      if (err instanceof UnavailableError) {
+        throw new UnavailableError(
+          `${options.what}: cannot reach podsandboxd at ${this.socketPath} (is "podsandboxd serve" running?): ${
+            (err.cause as grpc.ServiceError | undefined)?.details ?? err.message
+          }`,
+          { cause: err },
+        );
+      }
+      throw err;
+    }
+  }
+
+  /** Blocks until the sandbox exits (containerd's sandbox Controller.Wait). */
+  async wait(
+    id: string,
+    options: { timeoutMs?: number; signal?: AbortSignal } = {},
+  ): Promise<WaitResult> {
+    const res = await this.#call(
+      ControllerService.wait,
+      { sandboxId: id, sandboxer: "" },
+      this.#options(`wait for sandbox ${id}`, options.timeoutMs, options.signal),
+    );
+    return { id, exitStatus: res.exitStatus, exitedAt: formatTimestamp(res.exitedAt) };
+  }
+
+  async get(id: string): Promise<Sandbox> {
+    const res = await this.#call(
+      SandboxesService.get,
+      { id, namespace: "" },
+      this.#options(`status of sandbox ${id}`, DEFAULT_CLIENT_TIMEOUT_MS),
+    );
+    if (!res.sandbox) throw new TypeError(`status of sandbox ${id}: empty response`);
+    return res.sandbox;
+  }
+
+  async list(state: SandboxState = SandboxState.SANDBOX_STATE_UNSPECIFIED): Promise<Sandbox[]> {
+    const res = await this.#call(
+      SandboxesService.list,
+      { state, namespace: "" },
+      this.#options("list sandboxes", DEFAULT_CLIENT_TIMEOUT_MS),
+    );
+    return res.sandboxes;
+  }
+
+  async platform(id = ""): Promise<Platform> {
+    const res = await this.#call(
+      ControllerService.platform,
+      { sandboxId: id, sandboxer: "" },
+      this.#options("platform", DEFAULT_CLIENT_TIMEOUT_MS),
+    );
+    return {
+      os: res.platform?.os ?? "",
+      architecture: res.platform?.architecture ?? "",
+      variant: res.platform?.variant ?? "",
+    };
+  }
+
+  close(): void {
+    this.#client.close();
+  }
+}

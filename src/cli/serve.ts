@@ -1,0 +1,99 @@
+import { join } from "node:path";
+import { GrpcContainerdClient } from "../containerd/grpc_client.ts";
+import { Controller } from "../controller/controller.ts";
+import { processEnv } from "../config/defaults.ts";
+import {
+  resolveServeConfig,
+  type ServeConfig,
+  serveOptionsHelp,
+  serveParseConfig,
+} from "../config/serve_options.ts";
+import { logger, setupLogging } from "../log.ts";
+import { ApiServer } from "../server/server.ts";
+import { KvSandboxStore, STATE_FILE } from "../store/kv_store.ts";
+import { type Command, parseCommandArgs, UsageError } from "./command.ts";
+
+const log = logger("serve");
+
+/** Time allowed for in-flight calls to finish at shutdown (the whole stop stays under 5 s). */
+const SHUTDOWN_GRACE_MS = 2_000;
+
+export const serveCommand: Command = {
+  name: "serve",
+  summary: "run the agent",
+  help: `Usage: podsandboxd serve [options]
+
+Follows containerd's pod sandboxes, records every sandbox exit in a Deno KV store and
+answers wait/status on a unix socket. Stops cleanly on SIGTERM or SIGINT.
+
+Options:
+${serveOptionsHelp()}
+  -h, --help
+      show this help`,
+  async run(args) {
+    const parsed = parseCommandArgs(this, args, serveParseConfig(), { min: 0, max: 0 });
+    if (!parsed) return 0;
+    let config: ServeConfig;
+    try {
+      config = resolveServeConfig(parsed.values, processEnv).config;
+    } catch (err) {
+      throw new UsageError((err as Error).message);
+    }
+    await setupLogging({
+      level: config.logLevel,
+      json: config.logFormat === "auto" ? undefined : config.logFormat === "json",
+    });
+    return await serve(config);
+  },
+};
+
+/** Runs the agent until SIGTERM/SIGINT; returns the exit code. */
+export async function serve(config: ServeConfig): Promise<number> {
+  const stop = new AbortController();
+  const onSignal = () => {
+    log.info("stopping on signal");
+    stop.abort();
+  };
+  Deno.addSignalListener("SIGTERM", onSignal);
+  Deno.addSignalListener("SIGINT", onSignal);
+
+  await Deno.mkdir(config.state, { recursive: true, mode: 0o700 });
+  const store = await KvSandboxStore.open(join(config.state, STATE_FILE));
+  const client = new GrpcContainerdClient({ address: config.address });
+  const controller = new Controller(client, store, {
+    namespace: config.namespace,
+    filters: config.filters,
+    reap: config.reap,
+    resyncIntervalMs: config.resyncInterval,
+  });
+  let server: ApiServer | undefined;
+  try {
+    const running = controller.run(stop.signal);
+    // Serve once the first session synced — or failed: then the store still answers.
+    const aborted = new Promise<void>((resolve) =>
+      stop.signal.addEventListener("abort", () => resolve())
+    );
+    await Promise.race([controller.firstOutcome(), aborted]);
+    if (!stop.signal.aborted) {
+      server = await ApiServer.start({ socketPath: config.socket, service: controller });
+      log.info("serving on {socket} (namespace {namespace}, state {state}, reap {reap})", {
+        socket: config.socket,
+        namespace: config.namespace,
+        state: config.state,
+        reap: config.reap,
+      });
+    }
+    await aborted;
+    // Waiters get UNAVAILABLE "shutting down" before the server stops taking calls.
+    controller.close();
+    await server?.close(SHUTDOWN_GRACE_MS);
+    await running;
+    return 0;
+  } finally {
+    controller.close();
+    client.close();
+    store.close();
+    Deno.removeSignalListener("SIGTERM", onSignal);
+    Deno.removeSignalListener("SIGINT", onSignal);
+  }
+}

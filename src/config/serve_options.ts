@@ -1,0 +1,235 @@
+/**
+ * Every option of `podsandboxd serve`, defined once: flag, default, accepted values,
+ * help text. Parsing, validation, --help and the README's reference derive from here.
+ *
+ * @module
+ */
+import { REAP_POLICIES, type ReapPolicy } from "../controller/controller.ts";
+import { LOG_LEVELS, type LogLevel } from "../log.ts";
+import {
+  DEFAULT_CONTAINERD_ADDRESS,
+  DEFAULT_NAMESPACE,
+  DEFAULT_SANDBOX_FILTER,
+  defaultSocketPath,
+  defaultStateDir,
+  type Env,
+} from "./defaults.ts";
+import { formatDuration, parseDuration } from "./duration.ts";
+import { MAX_IDENTIFIER_LENGTH } from "../ids.ts";
+
+export const LOG_FORMATS = ["auto", "json", "text"] as const;
+export type LogFormat = typeof LOG_FORMATS[number];
+
+export interface ServeConfig {
+  address: string;
+  namespace: string;
+  filters: string[];
+  state: string;
+  socket: string;
+  reap: ReapPolicy;
+  /** Milliseconds; 0 disables the periodic resync. */
+  resyncInterval: number;
+  logLevel: LogLevel;
+  logFormat: LogFormat;
+}
+
+export type ValueSource = "flag" | "default";
+
+export interface ResolvedServeConfig {
+  config: ServeConfig;
+  sources: Record<keyof ServeConfig, ValueSource>;
+}
+
+interface OptionDef<K extends keyof ServeConfig = keyof ServeConfig> {
+  key: K;
+  flag: string;
+  /** Placeholder in help ("PATH"). */
+  arg: string;
+  multiple?: boolean;
+  description: string;
+  /** How the default reads in help. */
+  defaultText: string;
+  default(env: Env): ServeConfig[K];
+  /** Parses one flag value; throws RangeError naming the value and the accepted form. */
+  parse(text: string): unknown;
+}
+
+function oneOf<T extends string>(accepted: readonly T[]) {
+  return (text: string): T => {
+    if ((accepted as readonly string[]).includes(text)) return text as T;
+    throw new RangeError(`invalid value ${JSON.stringify(text)}; accepted: ${accepted.join(", ")}`);
+  };
+}
+
+function absolutePath(text: string): string {
+  if (!text.startsWith("/")) {
+    throw new RangeError(`invalid path ${JSON.stringify(text)}: an absolute path is required`);
+  }
+  return text;
+}
+
+function containerdAddress(text: string): string {
+  return text.startsWith("unix://")
+    ? absolutePath(text.slice("unix://".length))
+    : absolutePath(text);
+}
+
+function identifier(text: string): string {
+  if (text.length > MAX_IDENTIFIER_LENGTH || !/^[A-Za-z0-9]+(?:[._-][A-Za-z0-9]+)*$/.test(text)) {
+    throw new RangeError(
+      `invalid namespace ${
+        JSON.stringify(text)
+      }: letters and digits separated by single ".", "_" or "-", at most ${MAX_IDENTIFIER_LENGTH} characters`,
+    );
+  }
+  return text;
+}
+
+function nonEmpty(text: string): string {
+  if (text.trim() === "") {
+    throw new RangeError('invalid filter "": a containerd filter expression is required');
+  }
+  return text;
+}
+
+function def<K extends keyof ServeConfig>(d: OptionDef<K>): OptionDef<K> {
+  return d;
+}
+
+export const SERVE_OPTIONS = [
+  def({
+    key: "address",
+    flag: "address",
+    arg: "PATH",
+    description: "containerd's gRPC socket",
+    defaultText: DEFAULT_CONTAINERD_ADDRESS,
+    default: () => DEFAULT_CONTAINERD_ADDRESS,
+    parse: containerdAddress,
+  }),
+  def({
+    key: "namespace",
+    flag: "namespace",
+    arg: "NS",
+    description: "containerd namespace whose sandboxes are followed",
+    defaultText: DEFAULT_NAMESPACE,
+    default: () => DEFAULT_NAMESPACE,
+    parse: identifier,
+  }),
+  def({
+    key: "filters",
+    flag: "filter",
+    arg: "FILTER",
+    multiple: true,
+    description: "containerd container filter selecting sandboxes (repeat to OR several)",
+    defaultText: DEFAULT_SANDBOX_FILTER,
+    default: () => [DEFAULT_SANDBOX_FILTER],
+    parse: nonEmpty,
+  }),
+  def({
+    key: "state",
+    flag: "state",
+    arg: "DIR",
+    description: "directory of the agent's Deno KV store",
+    defaultText:
+      "$STATE_DIRECTORY, else /var/lib/podsandboxd as root, else $XDG_STATE_HOME/podsandboxd",
+    default: (env) => defaultStateDir(env),
+    parse: absolutePath,
+  }),
+  def({
+    key: "socket",
+    flag: "socket",
+    arg: "PATH",
+    description: "unix socket the agent serves its API on",
+    defaultText:
+      "$RUNTIME_DIRECTORY/podsandboxd.sock, else /run/podsandboxd/podsandboxd.sock as root, else $XDG_RUNTIME_DIR/podsandboxd/podsandboxd.sock",
+    default: (env) => defaultSocketPath(env),
+    parse: absolutePath,
+  }),
+  def({
+    key: "reap",
+    flag: "reap",
+    arg: REAP_POLICIES.join("|"),
+    description:
+      "on a sandbox exit, delete its task (always) or only record the exit (never: the sandbox's owner deletes it)",
+    defaultText: "never",
+    default: () => "never" as ReapPolicy,
+    parse: oneOf(REAP_POLICIES),
+  }),
+  def({
+    key: "resyncInterval",
+    flag: "resync-interval",
+    arg: "DURATION",
+    description: "how often to reconcile with containerd's lists as a safety net (0 disables)",
+    defaultText: "1m",
+    default: () => 60_000,
+    parse: parseDuration,
+  }),
+  def({
+    key: "logLevel",
+    flag: "log-level",
+    arg: LOG_LEVELS.join("|"),
+    description: "lowest level logged",
+    defaultText: "info",
+    default: () => "info" as LogLevel,
+    parse: oneOf(LOG_LEVELS),
+  }),
+  def({
+    key: "logFormat",
+    flag: "log-format",
+    arg: LOG_FORMATS.join("|"),
+    description: "log format on stderr (auto: text on a terminal, JSON lines otherwise)",
+    defaultText: "auto",
+    default: () => "auto" as LogFormat,
+    parse: oneOf(LOG_FORMATS),
+  }),
+] as const satisfies readonly OptionDef[];
+
+/** node:util parseArgs option config for the serve flags. */
+export function serveParseConfig(): Record<string, { type: "string"; multiple?: boolean }> {
+  return Object.fromEntries(
+    SERVE_OPTIONS.map((o) => [o.flag, { type: "string" as const, multiple: "multiple" in o }]),
+  );
+}
+
+/** Help lines for the serve flags. */
+export function serveOptionsHelp(): string {
+  return SERVE_OPTIONS.map((o) =>
+    `  --${o.flag} ${o.arg}\n      ${o.description}\n      default: ${o.defaultText}`
+  ).join("\n");
+}
+
+/**
+ * Resolves the serve configuration from parsed flags over defaults. Throws RangeError
+ * naming the flag, the value and the accepted form.
+ */
+export function resolveServeConfig(
+  flags: Record<string, string | string[] | boolean | undefined>,
+  env: Env,
+): ResolvedServeConfig {
+  const config: Record<string, unknown> = {};
+  const sources: Record<string, ValueSource> = {};
+  for (const option of SERVE_OPTIONS as readonly OptionDef[]) {
+    const given = flags[option.flag];
+    if (given === undefined || typeof given === "boolean") {
+      config[option.key] = option.default(env);
+      sources[option.key] = "default";
+      continue;
+    }
+    const texts = Array.isArray(given) ? given : [given];
+    const parsed = texts.map((text) => {
+      try {
+        return option.parse(text);
+      } catch (err) {
+        throw new RangeError(`--${option.flag}: ${err instanceof Error ? err.message : err}`);
+      }
+    });
+    config[option.key] = option.multiple ? parsed : parsed[parsed.length - 1];
+    sources[option.key] = "flag";
+  }
+  return {
+    config: config as unknown as ServeConfig,
+    sources: sources as Record<keyof ServeConfig, ValueSource>,
+  };
+}
+
+export { formatDuration };

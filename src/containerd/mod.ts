@@ -1,0 +1,20 @@
+/**
+ * The containerd client layer: the `ContainerdClient` interface the controller depends
+ * on, its gRPC implementation, and event decoding.
+ *
+ * @module
+ */
+export type {
+  AnyPayload,
+  CallOptions,
+  ContainerdClient,
+  ContainerdEvent,
+  ContainerInfo,
+  DeletedTask,
+  TaskInfo,
+  TaskStatus,
+} from "./types.ts";
+export { DEFAULT_CALL_TIMEOUT_MS, GrpcContainerdClient } from "./grpc_client.ts";
+export type { GrpcContainerdClientOptions } from "./grpc_client.ts";
+export { decodeEnvelope, MARKER_TOPIC, markerPayload, WATCHED_TOPICS } from "./events.ts";
+export { andFilter, quoteFilterValue } from "./filters.ts";

@@ -1,0 +1,21 @@
+/**
+ * The controller layer: follows containerd and keeps the sandbox records.
+ *
+ * @module
+ */
+export {
+  Controller,
+  DEFAULT_MARKER_TIMEOUT_MS,
+  DEFAULT_RESYNC_INTERVAL_MS,
+  DEFAULT_TASK_GRACE_MS,
+  REAP_POLICIES,
+} from "./controller.ts";
+export type {
+  ConnectionState,
+  ConnectionStatus,
+  ControllerOptions,
+  ExitedRecord,
+  ReapPolicy,
+} from "./controller.ts";
+export { EXIT_RETRY_BACKOFF, RECONNECT_BACKOFF } from "./backoff.ts";
+export type { BackoffOptions } from "./backoff.ts";

@@ -1,0 +1,241 @@
+/**
+ * gRPC handlers for containerd's sandbox Controller API and podsandboxd's own API.
+ *
+ * @module
+ */
+import type * as grpc from "@grpc/grpc-js";
+import {
+  CancelledError,
+  DeadlineExceededError,
+  InvalidArgumentError,
+  UnimplementedError,
+} from "../errors.ts";
+import type {
+  ControllerPlatformResponse,
+  ControllerStatusResponse,
+  ControllerWaitResponse,
+} from "../gen/containerd/services/sandbox/v1/sandbox.ts";
+import {
+  ExitSource as WireExitSource,
+  type GetResponse,
+  type ListResponse,
+  type Sandbox,
+  SandboxState as WireState,
+} from "../gen/podsandboxd/v1/podsandboxd.ts";
+import { validateIdentifier } from "../ids.ts";
+import type { ExitSource, SandboxKey, SandboxRecord, SandboxState } from "../store/types.ts";
+import { toTimestamp } from "../time.ts";
+import { toServiceError } from "./status.ts";
+import type { SandboxService } from "./types.ts";
+
+/** Metadata key containerd clients use to name the namespace. */
+export const NAMESPACE_METADATA = "containerd-namespace";
+
+type UnaryCall<Req> = grpc.ServerUnaryCall<Req, unknown>;
+type Callback<Res> = grpc.sendUnaryData<Res>;
+
+/** Wraps an async handler: its result or typed error becomes the gRPC response. */
+function unary<Req, Res>(
+  method: string,
+  handler: (call: UnaryCall<Req>) => Promise<Res>,
+): (call: UnaryCall<Req>, callback: Callback<Res>) => void {
+  return (call, callback) => {
+    handler(call).then(
+      (res) => callback(null, res),
+      (err) => callback(toServiceError(err, method) as grpc.ServiceError),
+    );
+  };
+}
+
+function namespaceOf(call: UnaryCall<unknown>, service: SandboxService, explicit = ""): string {
+  const fromMetadata = call.metadata.get(NAMESPACE_METADATA)[0];
+  const ns = explicit || (typeof fromMetadata === "string" ? fromMetadata : "") ||
+    service.namespace;
+  validateIdentifier("namespace", ns);
+  return ns;
+}
+
+function sandboxKey(
+  call: UnaryCall<unknown>,
+  service: SandboxService,
+  id: string,
+  namespace = "",
+): SandboxKey {
+  if (id === "") throw new InvalidArgumentError("sandbox id is required");
+  validateIdentifier("sandbox id", id);
+  return { namespace: namespaceOf(call, service, namespace), id };
+}
+
+/** An AbortSignal that fires when the client cancels or the call's deadline passes. */
+function callSignal(call: UnaryCall<unknown>, what: string): { signal: AbortSignal; done(): void } {
+  const controller = new AbortController();
+  const onCancel = () => controller.abort(new CancelledError(`${what}: cancelled by the client`));
+  call.on("cancelled", onCancel);
+  const deadline = call.getDeadline();
+  const ms = deadline instanceof Date
+    ? deadline.getTime() - Date.now()
+    : Number(deadline) - Date.now();
+  const timer = Number.isFinite(ms)
+    ? setTimeout(
+      () => controller.abort(new DeadlineExceededError(`${what}: deadline exceeded`)),
+      Math.max(0, ms),
+    )
+    : undefined;
+  return {
+    signal: controller.signal,
+    done() {
+      clearTimeout(timer);
+      call.removeListener("cancelled", onCancel);
+    },
+  };
+}
+
+/** containerd.services.sandbox.v1.Controller. */
+export function sandboxControllerHandlers(service: SandboxService) {
+  const unimplemented = (rpc: string) =>
+    unary<unknown, never>(`Controller/${rpc}`, () => {
+      throw new UnimplementedError(
+        `containerd.services.sandbox.v1.Controller/${rpc} is not implemented by podsandboxd: ` +
+          "it observes sandboxes and never creates, starts, stops or updates them",
+      );
+    });
+  return {
+    platform: unary<{ sandboxId: string }, ControllerPlatformResponse>(
+      "Controller/Platform",
+      async (call) => {
+        // The platform is the node's; an id, when given, must name a known sandbox.
+        if (call.request.sandboxId !== "") {
+          await service.get(sandboxKey(call, service, call.request.sandboxId));
+        }
+        const p = service.platform();
+        return {
+          platform: {
+            os: p.os,
+            architecture: p.architecture,
+            variant: p.variant,
+            osVersion: "",
+            osFeatures: [],
+          },
+        };
+      },
+    ),
+    wait: unary<{ sandboxId: string }, ControllerWaitResponse>("Controller/Wait", async (call) => {
+      const key = sandboxKey(call, service, call.request.sandboxId);
+      const { signal, done } = callSignal(call, `wait for sandbox ${key.id}`);
+      try {
+        const record = await service.wait(key, { signal });
+        return { exitStatus: record.exit.status, exitedAt: toTimestamp(record.exit.exitedAt) };
+      } finally {
+        done();
+      }
+    }),
+    status: unary<{ sandboxId: string; verbose: boolean }, ControllerStatusResponse>(
+      "Controller/Status",
+      async (call) => {
+        const record = await service.get(sandboxKey(call, service, call.request.sandboxId));
+        return {
+          sandboxId: record.id,
+          pid: record.pid ?? 0,
+          state: record.state,
+          info: call.request.verbose ? verboseInfo(record) : {},
+          createdAt: toTimestamp(record.createdAt),
+          exitedAt: toTimestamp(record.exit?.exitedAt),
+          extra: undefined,
+          address: "",
+          version: 0,
+        };
+      },
+    ),
+    create: unimplemented("Create"),
+    start: unimplemented("Start"),
+    stop: unimplemented("Stop"),
+    shutdown: unimplemented("Shutdown"),
+    metrics: unimplemented("Metrics"),
+    update: unimplemented("Update"),
+  };
+}
+
+function verboseInfo(record: SandboxRecord): Record<string, string> {
+  const info: Record<string, string> = { namespace: record.namespace };
+  if (record.exit) {
+    info.exitStatus = String(record.exit.status);
+    info.exitStatusKnown = String(record.exit.statusKnown);
+    info.exitSource = record.exit.source;
+    if (record.exit.reason) info.exitReason = record.exit.reason;
+  }
+  if (record.deletedAt) info.deletedAt = record.deletedAt;
+  if (record.pod?.name) info.podName = record.pod.name;
+  if (record.pod?.namespace) info.podNamespace = record.pod.namespace;
+  if (record.pod?.uid) info.podUid = record.pod.uid;
+  return info;
+}
+
+const WIRE_STATES: Record<SandboxState, WireState> = {
+  SANDBOX_READY: WireState.SANDBOX_READY,
+  SANDBOX_NOTREADY: WireState.SANDBOX_NOTREADY,
+};
+
+const WIRE_SOURCES: Record<ExitSource, WireExitSource> = {
+  "event": WireExitSource.EXIT_SOURCE_EVENT,
+  "task-status": WireExitSource.EXIT_SOURCE_TASK_STATUS,
+  "unreadable": WireExitSource.EXIT_SOURCE_UNREADABLE,
+  "task-missing": WireExitSource.EXIT_SOURCE_TASK_MISSING,
+};
+
+/** A record on the wire (podsandboxd.v1.Sandbox). */
+export function toWireSandbox(record: SandboxRecord): Sandbox {
+  return {
+    namespace: record.namespace,
+    id: record.id,
+    pid: record.pid ?? 0,
+    state: WIRE_STATES[record.state],
+    createdAt: toTimestamp(record.createdAt),
+    exitedAt: toTimestamp(record.exit?.exitedAt),
+    exitStatus: record.exit?.status,
+    exitStatusKnown: record.exit?.statusKnown ?? false,
+    exitSource: record.exit
+      ? WIRE_SOURCES[record.exit.source]
+      : WireExitSource.EXIT_SOURCE_UNSPECIFIED,
+    exitReason: record.exit?.reason ?? "",
+    labels: record.labels,
+    podName: record.pod?.name ?? "",
+    podNamespace: record.pod?.namespace ?? "",
+    podUid: record.pod?.uid ?? "",
+    deletedAt: toTimestamp(record.deletedAt),
+    updatedAt: toTimestamp(record.updatedAt),
+  };
+}
+
+function stateFilter(state: WireState): SandboxState | undefined {
+  switch (state) {
+    case WireState.SANDBOX_STATE_UNSPECIFIED:
+      return undefined;
+    case WireState.SANDBOX_READY:
+      return "SANDBOX_READY";
+    case WireState.SANDBOX_NOTREADY:
+      return "SANDBOX_NOTREADY";
+    default:
+      throw new InvalidArgumentError(
+        `state ${state} is not a SandboxState (0 any, 1 SANDBOX_READY, 2 SANDBOX_NOTREADY)`,
+      );
+  }
+}
+
+/** podsandboxd.v1.Sandboxes. */
+export function sandboxesHandlers(service: SandboxService) {
+  return {
+    get: unary<{ id: string; namespace: string }, GetResponse>("Sandboxes/Get", async (call) => {
+      const key = sandboxKey(call, service, call.request.id, call.request.namespace);
+      return { sandbox: toWireSandbox(await service.get(key)) };
+    }),
+    list: unary<{ state: WireState; namespace: string }, ListResponse>(
+      "Sandboxes/List",
+      async (call) => {
+        const namespace = namespaceOf(call, service, call.request.namespace);
+        const state = stateFilter(call.request.state);
+        const records = await service.list({ namespace, state });
+        return { sandboxes: records.map(toWireSandbox) };
+      },
+    ),
+  };
+}

@@ -1,0 +1,121 @@
+/**
+ * `SandboxStore` on Deno KV (SQLite on disk). One key per sandbox,
+ * `["sandbox", namespace, id]`, written only through versionstamp-checked atomic
+ * commits, plus `["meta", "schema"]`.
+ *
+ * @module
+ */
+import { instantFromDate } from "../time.ts";
+import * as t from "./transitions.ts";
+import type {
+  ListFilter,
+  SandboxDescription,
+  SandboxExit,
+  SandboxKey,
+  SandboxRecord,
+  SandboxStore,
+  StoreResult,
+} from "./types.ts";
+
+/** Version of the record layout this code reads and writes. */
+export const SCHEMA_VERSION = 1;
+
+/** File name of the KV database inside the state directory. */
+export const STATE_FILE = "podsandboxd.kv";
+
+const SCHEMA_KEY = ["meta", "schema"] as const;
+const recordKey = (k: SandboxKey) => ["sandbox", k.namespace, k.id] as const;
+
+export interface KvStoreOptions {
+  /** Clock for `updatedAt`/`recordedAt`; tests pass a fake. @default () => new Date() */
+  now?: () => Date;
+}
+
+export class KvSandboxStore implements SandboxStore {
+  readonly #kv: Deno.Kv;
+  readonly #now: () => Date;
+
+  private constructor(kv: Deno.Kv, options: KvStoreOptions) {
+    this.#kv = kv;
+    this.#now = options.now ?? (() => new Date());
+  }
+
+  /**
+   * Opens (creating if needed) the store at `path` — a file path, or ":memory:" for
+   * tests. Never call Deno.openKv() without a path: compiled, that is an in-memory store.
+   * Throws when the state was written by a newer schema.
+   */
+  static async open(path: string, options: KvStoreOptions = {}): Promise<KvSandboxStore> {
+    const kv = await Deno.openKv(path);
+    try {
+      const schema = await kv.get<number>(SCHEMA_KEY);
+      if (schema.value === null) {
+        await kv.atomic().check(schema).set(SCHEMA_KEY, SCHEMA_VERSION).commit();
+      } else if (schema.value > SCHEMA_VERSION) {
+        throw new Error(
+          `state ${path} has schema version ${schema.value}, newer than this podsandboxd ` +
+            `understands (${SCHEMA_VERSION}); run a newer podsandboxd or move the state away`,
+        );
+      }
+    } catch (err) {
+      kv.close();
+      throw err;
+    }
+    return new KvSandboxStore(kv, options);
+  }
+
+  async get(key: SandboxKey): Promise<SandboxRecord | null> {
+    return (await this.#kv.get<SandboxRecord>(recordKey(key))).value;
+  }
+
+  async list(filter: ListFilter = {}): Promise<SandboxRecord[]> {
+    const prefix = filter.namespace === undefined ? ["sandbox"] : ["sandbox", filter.namespace];
+    const out: SandboxRecord[] = [];
+    for await (const entry of this.#kv.list<SandboxRecord>({ prefix }, { batchSize: 1000 })) {
+      if (filter.state === undefined || entry.value.state === filter.state) out.push(entry.value);
+    }
+    return out;
+  }
+
+  discover(key: SandboxKey, description: SandboxDescription): Promise<StoreResult> {
+    return this.#apply(key, t.discover(key, description)) as Promise<StoreResult>;
+  }
+
+  markRunning(
+    key: SandboxKey,
+    pid: number,
+    description?: SandboxDescription,
+  ): Promise<StoreResult> {
+    return this.#apply(key, t.markRunning(key, pid, description)) as Promise<StoreResult>;
+  }
+
+  recordExit(
+    key: SandboxKey,
+    exit: Omit<SandboxExit, "recordedAt">,
+    description?: SandboxDescription,
+  ): Promise<StoreResult> {
+    return this.#apply(key, t.recordExit(key, exit, description)) as Promise<StoreResult>;
+  }
+
+  markDeleted(key: SandboxKey, at: string): Promise<StoreResult | null> {
+    return this.#apply(key, t.markDeleted(at));
+  }
+
+  /** Read, transform, commit only if nobody wrote in between; retry on conflict. */
+  async #apply(key: SandboxKey, transition: t.Transition): Promise<StoreResult | null> {
+    const k = recordKey(key);
+    for (;;) {
+      const current = await this.#kv.get<SandboxRecord>(k);
+      const next = transition(current.value, instantFromDate(this.#now()));
+      if (next === null) {
+        return current.value === null ? null : { record: current.value, changed: false };
+      }
+      const res = await this.#kv.atomic().check(current).set(k, next).commit();
+      if (res.ok) return { record: next, changed: true };
+    }
+  }
+
+  close(): void {
+    this.#kv.close();
+  }
+}

@@ -1,0 +1,109 @@
+/**
+ * The durable record podsandboxd keeps per sandbox, and the store interface the
+ * controller writes it through.
+ *
+ * @module
+ */
+
+/** containerd's names for sandbox states. */
+export type SandboxState = "SANDBOX_READY" | "SANDBOX_NOTREADY";
+
+/**
+ * How an exit was learned:
+ * - "event": containerd's TaskExit (or TaskDelete) event for the init process;
+ * - "task-status": containerd listed the task as STOPPED with its status;
+ * - "unreadable": the exit could not be read; status 255 at the time it was observed;
+ * - "task-missing": the task was gone before its exit was seen; status not known (255).
+ */
+export type ExitSource = "event" | "task-status" | "unreadable" | "task-missing";
+
+/** Status used when the real one is not known (as containerd's CRI does). */
+export const UNKNOWN_EXIT_STATUS = 255;
+
+export interface SandboxExit {
+  status: number;
+  /** RFC 3339 with nanoseconds. */
+  exitedAt: string;
+  source: ExitSource;
+  /** False when `status` is the 255 placeholder for a lost status. */
+  statusKnown: boolean;
+  /** Why the status is what it is, when that is not plain. */
+  reason?: string;
+  /** When the agent committed this exit. */
+  recordedAt: string;
+}
+
+/** Pod identity the CRI attaches to a sandbox container (absent for non-CRI sandboxes). */
+export interface PodMetadata {
+  name?: string;
+  namespace?: string;
+  uid?: string;
+}
+
+export interface SandboxRecord {
+  namespace: string;
+  id: string;
+  state: SandboxState;
+  /** The sandbox's init process, once a task was created. */
+  pid?: number;
+  createdAt?: string;
+  labels: Record<string, string>;
+  pod?: PodMetadata;
+  /** Set once and never changed: the first recorded exit stands. */
+  exit?: SandboxExit;
+  /** When the agent saw the container deleted; the record is kept. */
+  deletedAt?: string;
+  updatedAt: string;
+}
+
+export interface SandboxKey {
+  namespace: string;
+  id: string;
+}
+
+/** What a sandbox container looks like, as discovered in containerd. */
+export interface SandboxDescription {
+  /** Init pid, when known from containerd (kept if the record has one). */
+  pid?: number;
+  createdAt?: string;
+  labels?: Record<string, string>;
+  pod?: PodMetadata;
+}
+
+/** The outcome of a store operation: the record now stored and whether this call changed it. */
+export interface StoreResult {
+  record: SandboxRecord;
+  changed: boolean;
+}
+
+export interface ListFilter {
+  namespace?: string;
+  state?: SandboxState;
+}
+
+/**
+ * Durable sandbox records. Every operation is one atomic transaction; the invariants
+ * (an exit is recorded once, later contradicting exits are ignored, a record with an
+ * exit never goes back to READY) hold in the store itself, not in its callers.
+ */
+export interface SandboxStore {
+  get(key: SandboxKey): Promise<SandboxRecord | null>;
+  list(filter?: ListFilter): Promise<SandboxRecord[]>;
+  /** Creates the record (NOTREADY, no exit) if missing; refreshes its description. */
+  discover(key: SandboxKey, description: SandboxDescription): Promise<StoreResult>;
+  /** READY with `pid`, unless an exit is already recorded. */
+  markRunning(
+    key: SandboxKey,
+    pid: number,
+    description?: SandboxDescription,
+  ): Promise<StoreResult>;
+  /** Records the exit unless one is recorded already (then `changed` is false). */
+  recordExit(
+    key: SandboxKey,
+    exit: Omit<SandboxExit, "recordedAt">,
+    description?: SandboxDescription,
+  ): Promise<StoreResult>;
+  /** Notes that containerd's container is gone; the record stays. No-op for unknown keys. */
+  markDeleted(key: SandboxKey, at: string): Promise<StoreResult | null>;
+  close(): void;
+}
