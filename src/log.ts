@@ -9,7 +9,6 @@ import {
   configure,
   getLogger,
   getTextFormatter,
-  jsonLinesFormatter,
   type Logger,
   type LogLevel,
   type LogRecord,
@@ -38,14 +37,29 @@ export interface LoggingOptions {
   json?: boolean;
 }
 
+/** Strings read better unquoted in a message; other values as Deno shows them. */
+function renderValue(value: unknown): string {
+  return typeof value === "string" ? value : Deno.inspect(value, { compact: true, colors: false });
+}
+
+/** One JSON object per line: time, level, logger, the rendered message, the properties. */
+function jsonLine(record: LogRecord): string {
+  const message = record.message.map((part, i) => (i % 2 ? renderValue(part) : part)).join("");
+  return JSON.stringify({
+    "@timestamp": new Date(record.timestamp).toISOString(),
+    level: record.level.toUpperCase(),
+    logger: record.category.join("."),
+    message,
+    properties: record.properties,
+  }) + "\n";
+}
+
 /** Sends log records to stderr. Writes are synchronous so nothing is lost on a crash. */
 export async function setupLogging(options: LoggingOptions): Promise<void> {
   const json = options.json ?? !Deno.stderr.isTerminal();
-  const format = json ? jsonLinesFormatter : getTextFormatter({
-    timestamp: "date-time-timezone",
-    // Strings read better unquoted in a terminal.
-    value: (v: unknown) => typeof v === "string" ? v : Deno.inspect(v),
-  });
+  const format = json
+    ? jsonLine
+    : getTextFormatter({ timestamp: "date-time-timezone", value: renderValue });
   const encoder = new TextEncoder();
   const sink = (record: LogRecord) => {
     const line = format(record);

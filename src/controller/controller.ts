@@ -198,7 +198,14 @@ export class Controller {
         const record = await this.#store.get(key);
         if (!record) throw this.#notFound(key);
         if (record.exit) return record as ExitedRecord;
-        await waiter.promise;
+        log.debug("waiting for sandbox {namespace}/{id}", { ...key });
+        await waiter.promise.catch((err) => {
+          log.debug("stopped waiting for sandbox {namespace}/{id}: {reason}", {
+            ...key,
+            reason: errorText(err),
+          });
+          throw err;
+        });
       } finally {
         waiter.dispose();
       }

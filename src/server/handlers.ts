@@ -40,7 +40,8 @@ function unary<Req, Res>(
   handler: (call: UnaryCall<Req>) => Promise<Res>,
 ): (call: UnaryCall<Req>, callback: Callback<Res>) => void {
   return (call, callback) => {
-    handler(call).then(
+    // Async, so a handler that throws synchronously still answers with its status.
+    Promise.resolve().then(() => handler(call)).then(
       (res) => callback(null, res),
       (err) => callback(toServiceError(err, method) as grpc.ServiceError),
     );

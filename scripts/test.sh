@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Runs the whole test suite. The tests need a real containerd, runc and busybox-static:
+# installed here with apt when missing (as root), or we stop with the command to run.
+# Extra arguments go to `deno test` (e.g. a file, or --filter NAME).
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+
+missing=()
+for bin in containerd ctr runc containerd-shim-runc-v2; do
+  command -v "$bin" >/dev/null 2>&1 || missing+=("$bin")
+done
+[ -x /bin/busybox ] || missing+=(busybox-static)
+if [ ${#missing[@]} -gt 0 ]; then
+  install="apt-get update && apt-get install -y containerd runc busybox-static"
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "test: installing ${missing[*]} ($install)" >&2
+    DEBIAN_FRONTEND=noninteractive sh -c "apt-get update -qq && apt-get install -y -qq containerd runc busybox-static" >&2
+  else
+    echo "test: missing ${missing[*]}; run as root: $install" >&2
+    exit 1
+  fi
+fi
+if [ "$(id -u)" != 0 ]; then
+  echo "test: the tests run containers with runc and must run as root" >&2
+  exit 1
+fi
+
+cd "$root"
+exec "$root/scripts/deno" test --allow-all --parallel "$@"
