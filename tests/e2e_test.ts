@@ -43,12 +43,12 @@ Deno.test("podsandboxd against a real containerd", async (t) => {
      * Starts a CLI wait and resolves once the agent has registered the waiter; the
      * CLI's result is in `done` (wrapped: an async function would flatten it).
      */
-    async function blockedWait(id: string, ...flags: string[]) {
+    const blockedWait = async (id: string, ...flags: string[]) => {
       // Bounded: a test must fail, not hang, when an exit is never answered.
       const waiting = a.cli("wait", id, "--json", "--timeout", "60s", ...flags);
       await a.waitForLog((l) => l.message === `waiting for sandbox ${NS}/${id}`, 20_000);
       return { done: waiting };
-    }
+    };
 
     await t.step(
       "a sandbox created before the agent started is discovered; one that stopped before has its exit",
