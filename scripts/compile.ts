@@ -1,0 +1,70 @@
+/**
+ * `deno task compile`: builds dist/podsandboxd with exactly the agent's permission set
+ * (deno.json "permissions.agent", the same the tasks run with) and the KV flag.
+ *
+ * `deno compile` needs the `denort` runtime of the same Deno version. It honours
+ * DENORT_BIN (a path to that binary); otherwise Deno downloads it from dl.deno.land,
+ * which some machines cannot reach. Either way, failure ends with one clear message.
+ *
+ * Usage: deno task compile [--output PATH]
+ */
+import { parseArgs } from "node:util";
+
+const root = new URL("..", import.meta.url).pathname;
+const { values } = parseArgs({
+  args: Deno.args,
+  options: { output: { type: "string", default: `${root}dist/podsandboxd` } },
+});
+
+function fail(message: string): never {
+  console.error(`compile: ${message}`);
+  Deno.exit(1);
+}
+
+const version = Deno.version.deno;
+const denortUrl = `https://dl.deno.land/release/v${version}/denort-${Deno.build.target}.zip`;
+const denortBin = Deno.env.get("DENORT_BIN");
+if (denortBin !== undefined) {
+  try {
+    const info = await Deno.stat(denortBin);
+    if (!info.isFile || (info.mode !== null && (info.mode & 0o111) === 0)) {
+      fail(`DENORT_BIN=${denortBin} is not an executable file`);
+    }
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) {
+      fail(
+        `DENORT_BIN=${denortBin} does not exist; point it at the denort ${version} binary ` +
+          `(unzipped from ${denortUrl})`,
+      );
+    }
+    throw err;
+  }
+}
+
+const args = [
+  "compile",
+  "--config",
+  `${root}deno.json`,
+  "-P=agent",
+  "--output",
+  values.output!,
+  `${root}main.ts`,
+];
+const out = await new Deno.Command(Deno.execPath(), {
+  args,
+  stdout: "inherit",
+  stderr: "piped",
+}).output();
+const stderr = new TextDecoder().decode(out.stderr);
+if (!out.success) {
+  if (/denort|dl\.deno\.land|error sending request/i.test(stderr) && denortBin === undefined) {
+    fail(
+      `deno compile needs the denort ${version} runtime and could not download it ` +
+        `(${denortUrl}). Download and unzip it where this machine can, then run ` +
+        `DENORT_BIN=/path/to/denort deno task compile.\n` +
+        stderr.split("\n").filter((l) => /error|Caused by|\d: /.test(l)).slice(0, 4).join("\n"),
+    );
+  }
+  fail(`deno ${args.join(" ")} failed:\n${stderr}`);
+}
+console.error(`compile: wrote ${values.output} (Deno ${version}, permission set "agent")`);

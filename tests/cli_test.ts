@@ -1,0 +1,69 @@
+/**
+ * The CLI as a user runs it (under the agent's permission set), without containerd:
+ * help, usage errors and errors that name what failed.
+ */
+import { assert, assertEquals, assertMatch } from "./harness/assert.ts";
+import { agentDenoArgs } from "./harness/agent.ts";
+import { run } from "./harness/process.ts";
+import { COMMANDS } from "../src/cli/main.ts";
+
+const dir = await Deno.makeTempDir({ prefix: "psd-cli-" });
+const cli = (...args: string[]) =>
+  run(Deno.execPath(), [...agentDenoArgs({ dir }), ...args], { allowFailure: true });
+
+Deno.test("every command has --help (exit 0, usage on stdout)", async () => {
+  for (const command of COMMANDS) {
+    const res = await cli(command.name, "--help");
+    assertEquals(res.code, 0, `${command.name} --help: ${res.stderr}`);
+    assertMatch(res.stdout, new RegExp(`Usage: podsandboxd ${command.name}`));
+  }
+  const top = await cli("--help");
+  assertEquals(top.code, 0);
+  for (const command of COMMANDS) assertMatch(top.stdout, new RegExp(`\\n  ${command.name} `));
+});
+
+Deno.test("usage errors exit 2 and say what was wrong", async () => {
+  const cases: Array<[string[], RegExp]> = [
+    [[], /Usage: podsandboxd <command>/],
+    [["frobnicate"], /unknown command "frobnicate"/],
+    [
+      ["serve", "--reap", "sometimes"],
+      /--reap: invalid value "sometimes"; accepted: never, always/,
+    ],
+    [["serve", "--resync-interval", "often"], /--resync-interval: invalid duration "often"/],
+    [
+      ["serve", "--state", "relative/dir"],
+      /--state: invalid path "relative\/dir": an absolute path is required/,
+    ],
+    [["serve", "--bogus"], /Unknown option '--bogus'/],
+    [["wait"], /missing sandbox ID/],
+    [["wait", "a", "--timeout", "5"], /--timeout: invalid duration "5"/],
+    [["status", "../etc"], /sandbox id "..\/etc" is not a valid identifier/],
+    [["list", "--state", "dead"], /--state: invalid value "dead"; accepted: ready, notready/],
+  ];
+  for (const [args, pattern] of cases) {
+    const res = await cli(...args);
+    assertEquals(res.code, 2, `${args.join(" ")}: ${res.stderr}`);
+    assertMatch(res.stderr, pattern, args.join(" "));
+  }
+});
+
+Deno.test("a client command with no agent listening exits 1 naming the socket", async () => {
+  const socket = `${dir}/agent.sock`;
+  const res = await cli("wait", "sb1", "--socket", socket);
+  assertEquals(res.code, 1);
+  assertMatch(res.stderr, /wait for sandbox sb1: cannot reach podsandboxd at .*agent\.sock/);
+});
+
+Deno.test("version prints the agent and Deno versions", async () => {
+  const res = await cli("version", "--json");
+  assertEquals(res.code, 0);
+  const v = JSON.parse(res.stdout);
+  assertEquals(v.deno, Deno.version.deno);
+  assert(/^\d+\.\d+\.\d+/.test(v.version));
+});
+
+Deno.test({
+  name: "cleanup",
+  fn: () => Deno.remove(dir, { recursive: true }),
+});
