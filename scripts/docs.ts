@@ -12,7 +12,9 @@ const README = new URL("../README.md", import.meta.url);
 export function serveOptionsTable(): string {
   const cell = (text: string) => text.replaceAll("|", "\\|");
   const rows = SERVE_OPTIONS.map((o) =>
-    `| \`--${o.flag} ${cell(o.arg)}\` | ${cell(o.description)} | ${cell(o.defaultText)} |`
+    `| \`--${o.flag}${o.arg ? ` ${cell(o.arg)}` : ""}\` | ${cell(o.description)} | ${
+      cell(o.defaultText)
+    } |`
   );
   return ["| option | meaning | default |", "| --- | --- | --- |", ...rows].join("\n");
 }

@@ -23,20 +23,26 @@ export function isUnsetTimestamp(ts: Timestamp | undefined): boolean {
   return (ts.seconds === 0 && ts.nanos === 0) || ts.seconds <= GO_ZERO_SECONDS;
 }
 
-/** Formats a Timestamp; undefined for absent/zero ones. */
-export function formatTimestamp(ts: Timestamp | undefined): string | undefined {
-  if (isUnsetTimestamp(ts)) return undefined;
-  const { seconds, nanos } = ts!;
+function format(seconds: number, nanos: number): string {
   const base = new Date(seconds * 1000).toISOString().slice(0, 19);
   return `${base}.${String(nanos).padStart(9, "0")}Z`;
 }
 
+/** Formats a Timestamp; undefined for absent/zero ones. */
+export function formatTimestamp(ts: Timestamp | undefined): string | undefined {
+  if (isUnsetTimestamp(ts)) return undefined;
+  return format(ts!.seconds, ts!.nanos);
+}
+
 /** Parses an RFC 3339 instant; throws RangeError naming the bad value. */
 export function parseInstant(text: string): Timestamp {
+  const bad = () => new RangeError(`invalid RFC 3339 time ${JSON.stringify(text)}`);
   const m = RFC3339.exec(text);
-  if (!m) throw new RangeError(`invalid RFC 3339 time ${JSON.stringify(text)}`);
+  if (!m) throw bad();
   const ms = Date.parse(`${m[1]}${m[3]}`);
-  if (Number.isNaN(ms)) throw new RangeError(`invalid RFC 3339 time ${JSON.stringify(text)}`);
+  if (Number.isNaN(ms)) throw bad();
+  // Date.parse rolls impossible fields over (Feb 30 -> Mar 2, 24:00 -> next day): refuse them.
+  if (new Date(Date.parse(`${m[1]}Z`)).toISOString().slice(0, 19) !== m[1]) throw bad();
   return { seconds: Math.floor(ms / 1000), nanos: Number((m[2] ?? "").padEnd(9, "0")) };
 }
 
@@ -45,13 +51,10 @@ export function toTimestamp(text: string | undefined): Timestamp | undefined {
   return text === undefined ? undefined : parseInstant(text);
 }
 
-/** An instant string from a Date (millisecond precision). */
+/** An instant string from a Date (millisecond precision); the epoch is a real instant here. */
 export function instantFromDate(date: Date): string {
   const ms = date.getTime();
-  return formatTimestamp({
-    seconds: Math.floor(ms / 1000),
-    nanos: (ms % 1000 + 1000) % 1000 * 1e6,
-  })!;
+  return format(Math.floor(ms / 1000), (ms % 1000 + 1000) % 1000 * 1e6);
 }
 
 /** Milliseconds since the epoch of an instant string. */

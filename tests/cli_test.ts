@@ -30,6 +30,10 @@ Deno.test("usage errors exit 2 and say what was wrong", async () => {
       ["serve", "--reap", "sometimes"],
       /--reap: invalid value "sometimes"; accepted: never, always/,
     ],
+    [
+      ["serve", "--reap", "always"],
+      /--reap: always is refused for sandboxes selected by containerd CRI's label .* --reap-cri-sandboxes/,
+    ],
     [["serve", "--resync-interval", "often"], /--resync-interval: invalid duration "often"/],
     [
       ["serve", "--state", "relative/dir"],

@@ -250,7 +250,8 @@ Deno.test("podsandboxd against a real containerd", async (t) => {
         containerdSocket: containerd.socket,
         dir: reapDir,
         namespace: ns,
-        args: ["--reap", "always"],
+        // These test sandboxes carry the CRI label but no CRI owns them: this agent does.
+        args: ["--reap", "always", "--reap-cri-sandboxes"],
       });
       const rc = new Containers(containerd, ns);
       try {

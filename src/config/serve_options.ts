@@ -27,6 +27,8 @@ export interface ServeConfig {
   state: string;
   socket: string;
   reap: ReapPolicy;
+  /** The operator's override: reap even sandboxes selected by the CRI's label. */
+  reapCriSandboxes: boolean;
   /** Milliseconds; 0 disables the periodic resync. */
   resyncInterval: number;
   logLevel: LogLevel;
@@ -43,6 +45,8 @@ export interface ResolvedServeConfig {
 interface OptionDef<K extends keyof ServeConfig = keyof ServeConfig> {
   key: K;
   flag: string;
+  /** A flag without a value (its presence means true). */
+  boolean?: boolean;
   /** Placeholder in help ("PATH"). */
   arg: string;
   multiple?: boolean;
@@ -156,6 +160,17 @@ export const SERVE_OPTIONS = [
     parse: oneOf(REAP_POLICIES),
   }),
   def({
+    key: "reapCriSandboxes",
+    flag: "reap-cri-sandboxes",
+    arg: "",
+    boolean: true,
+    description:
+      "allow --reap=always on sandboxes selected by the CRI's label (only when this agent, not containerd's CRI, owns them)",
+    defaultText: "off",
+    default: () => false,
+    parse: () => true,
+  }),
+  def({
     key: "resyncInterval",
     flag: "resync-interval",
     arg: "DURATION",
@@ -185,16 +200,27 @@ export const SERVE_OPTIONS = [
 ] as const satisfies readonly OptionDef[];
 
 /** node:util parseArgs option config for the serve flags. */
-export function serveParseConfig(): Record<string, { type: "string"; multiple?: boolean }> {
+export function serveParseConfig(): Record<
+  string,
+  { type: "string" | "boolean"; multiple?: boolean }
+> {
   return Object.fromEntries(
-    SERVE_OPTIONS.map((o) => [o.flag, { type: "string" as const, multiple: "multiple" in o }]),
+    SERVE_OPTIONS.map((o) => [
+      o.flag,
+      "boolean" in o ? { type: "boolean" as const } : {
+        type: "string" as const,
+        multiple: "multiple" in o,
+      },
+    ]),
   );
 }
 
 /** Help lines for the serve flags. */
 export function serveOptionsHelp(): string {
   return SERVE_OPTIONS.map((o) =>
-    `  --${o.flag} ${o.arg}\n      ${o.description}\n      default: ${o.defaultText}`
+    `  --${o.flag}${
+      o.arg ? ` ${o.arg}` : ""
+    }\n      ${o.description}\n      default: ${o.defaultText}`
   ).join("\n");
 }
 
@@ -210,6 +236,11 @@ export function resolveServeConfig(
   const sources: Record<string, ValueSource> = {};
   for (const option of SERVE_OPTIONS as readonly OptionDef[]) {
     const given = flags[option.flag];
+    if (option.boolean && given === true) {
+      config[option.key] = true;
+      sources[option.key] = "flag";
+      continue;
+    }
     if (given === undefined || typeof given === "boolean") {
       config[option.key] = option.default(env);
       sources[option.key] = "default";
@@ -226,10 +257,24 @@ export function resolveServeConfig(
     config[option.key] = option.multiple ? parsed : parsed[parsed.length - 1];
     sources[option.key] = "flag";
   }
+  checkConsistency(config as unknown as ServeConfig);
   return {
     config: config as unknown as ServeConfig,
     sources: sources as Record<keyof ServeConfig, ValueSource>,
   };
+}
+
+/** Refuses combinations that are valid alone but wrong together. */
+function checkConsistency(config: ServeConfig): void {
+  const criSelected = config.filters.some((f) => f.includes("io.cri-containerd.kind"));
+  if (config.reap === "always" && criSelected && !config.reapCriSandboxes) {
+    throw new RangeError(
+      "--reap: always is refused for sandboxes selected by containerd CRI's label " +
+        `(--filter ${config.filters.join(" --filter ")}): the CRI deletes their tasks itself, ` +
+        "and a second deleter races it and leaks shims (containerd#12344). Keep --reap=never, " +
+        "or pass --reap-cri-sandboxes if this agent, not the CRI, owns these sandboxes",
+    );
+  }
 }
 
 export { formatDuration };

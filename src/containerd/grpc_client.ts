@@ -15,6 +15,7 @@ import { VersionService } from "../gen/containerd/services/version/v1/version.ts
 import { type Process, Status } from "../gen/containerd/types/task.ts";
 import { grpcTarget, serverStreamCall, unaryCall } from "../grpc/call.ts";
 import { formatTimestamp } from "../time.ts";
+import { logger } from "../log.ts";
 import { decodeEnvelope } from "./events.ts";
 import type {
   AnyPayload,
@@ -26,6 +27,8 @@ import type {
   TaskInfo,
   TaskStatus,
 } from "./types.ts";
+
+const log = logger("containerd");
 
 /** @default 10_000 — deadline of each unary call to containerd. */
 export const DEFAULT_CALL_TIMEOUT_MS = 10_000;
@@ -112,9 +115,16 @@ export class GrpcContainerdClient implements ContainerdClient {
     return {
       what: `containerd ${what}`,
       metadata: namespace === undefined ? undefined : { "containerd-namespace": namespace },
-      timeoutMs: this.#timeoutMs,
+      // A call that waits for containerd to come back is bounded by its signal instead.
+      timeoutMs: options?.waitForReady ? undefined : this.#timeoutMs,
       signal: options?.signal,
+      waitForReady: options?.waitForReady,
     };
+  }
+
+  /** Calls that change containerd's state are logged, so an operator can audit them. */
+  #mutating(what: string): void {
+    log.debug("calling containerd {call}", { call: what });
   }
 
   async *subscribe(filters: string[], options?: CallOptions): AsyncIterable<ContainerdEvent> {
@@ -184,6 +194,7 @@ export class GrpcContainerdClient implements ContainerdClient {
     signal: number,
     options?: CallOptions & { all?: boolean },
   ): Promise<void> {
+    this.#mutating(`tasks.Kill ${namespace}/${containerId}`);
     await unaryCall(
       this.#client,
       TasksService.kill,
@@ -197,6 +208,7 @@ export class GrpcContainerdClient implements ContainerdClient {
     containerId: string,
     options?: CallOptions,
   ): Promise<DeletedTask> {
+    this.#mutating(`tasks.Delete ${namespace}/${containerId}`);
     const res = await unaryCall(
       this.#client,
       TasksService.delete,

@@ -10,6 +10,11 @@
 export interface CallOptions {
   /** Ends the call early (rejects with CancelledError). */
   signal?: AbortSignal;
+  /**
+   * Wait for containerd to be reachable instead of failing UNAVAILABLE at once; the
+   * call then has no deadline (end it with `signal`).
+   */
+  waitForReady?: boolean;
 }
 
 /** Task (init process) status, as containerd reports it. */

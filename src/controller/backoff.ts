@@ -18,8 +18,11 @@ export interface BackoffOptions {
 /** Retry of failed exit handling: 1 s doubling to 5 min, as containerd's CRI backs off events. */
 export const EXIT_RETRY_BACKOFF: BackoffOptions = { initialMs: 1_000, maxMs: 300_000 };
 
-/** Reconnect to containerd: quick and capped low, the socket is local. */
-export const RECONNECT_BACKOFF: BackoffOptions = { initialMs: 100, maxMs: 2_000 };
+/**
+ * Between sessions with containerd: quick and capped low, the socket is local (waiting
+ * for containerd itself to come back is the channel's job, see Controller).
+ */
+export const RECONNECT_BACKOFF: BackoffOptions = { initialMs: 50, maxMs: 400 };
 
 export class Backoff {
   readonly #options: Required<BackoffOptions>;

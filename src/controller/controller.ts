@@ -246,6 +246,7 @@ export class Controller {
     const session = new AbortController();
     const sessionSignal = AbortSignal.any([signal, session.signal]);
     try {
+      const version = await this.#reachContainerd(sessionSignal);
       const events = this.#client.subscribe(this.#subscriptionFilters(), {
         signal: sessionSignal,
       });
@@ -255,12 +256,10 @@ export class Controller {
         throw new UnavailableError("containerd closed the event stream");
       });
       streamEnded.catch(() => {});
-      const version = await Promise.race([
+      await Promise.race([
         (async () => {
           await this.#marker(sessionSignal);
-          const version = await this.#client.version({ signal: sessionSignal });
           await this.#resync(sessionSignal);
-          return version;
         })(),
         streamEnded,
       ]);
@@ -270,6 +269,21 @@ export class Controller {
       await streamEnded;
     } finally {
       session.abort();
+    }
+  }
+
+  /**
+   * Resolves once containerd answers. When it is not reachable, reports "disconnected"
+   * (once) and waits for the channel to connect — grpc-js retries the socket every few
+   * hundred ms — instead of polling.
+   */
+  async #reachContainerd(signal: AbortSignal): Promise<{ version: string }> {
+    try {
+      return await this.#client.version({ signal });
+    } catch (err) {
+      if (!(err instanceof UnavailableError)) throw err;
+      this.#setStatus({ state: "disconnected", error: errorText(err) });
+      return await this.#client.version({ signal, waitForReady: true });
     }
   }
 

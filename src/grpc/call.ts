@@ -22,10 +22,14 @@ export interface GrpcCallOptions {
   /** Per-call deadline in milliseconds from now; none when omitted. */
   timeoutMs?: number;
   signal?: AbortSignal;
+  /** Queue the call until the channel connects instead of failing UNAVAILABLE at once. */
+  waitForReady?: boolean;
 }
 
-function metadataOf(entries: Record<string, string> | undefined): grpc.Metadata {
-  const md = new grpc.Metadata();
+function metadataOf(options: GrpcCallOptions): grpc.Metadata {
+  const entries = options.metadata;
+  // grpc-js takes wait-for-ready as a metadata option, not a call option.
+  const md = new grpc.Metadata(options.waitForReady ? { waitForReady: true } : undefined);
   for (const [k, v] of Object.entries(entries ?? {})) md.set(k, v);
   return md;
 }
@@ -38,7 +42,9 @@ function callOptions(options: GrpcCallOptions): grpc.CallOptions {
 export function toStatusError(err: unknown, what: string): StatusError {
   const e = err as Partial<grpc.ServiceError>;
   if (typeof e?.code === "number") {
-    return errorForCode(e.code, `${what}: ${e.details || e.message}`, err);
+    // grpc-js appends an empty "Resolution note: " to connection errors.
+    const details = (e.details || e.message || "").replace(/\.? ?Resolution note: ?$/, "");
+    return errorForCode(e.code, `${what}: ${details}`, err);
   }
   return errorForCode(
     GrpcCode.UNKNOWN,
@@ -70,7 +76,7 @@ export function unaryCall<Req, Res>(
       method.requestSerialize,
       method.responseDeserialize,
       request,
-      metadataOf(options.metadata),
+      metadataOf(options),
       callOptions(options),
       (err, res) => {
         signal?.removeEventListener("abort", onAbort);
@@ -97,7 +103,7 @@ export async function* serverStreamCall<Req, Res>(
     method.requestSerialize,
     method.responseDeserialize,
     request,
-    metadataOf(options.metadata),
+    metadataOf(options),
     callOptions(options),
   );
   const onAbort = () => call.cancel();

@@ -48,6 +48,7 @@ export class FakeContainerd implements ContainerdClient {
   readonly #subscribers = new Set<AsyncQueue<ContainerdEvent>>();
   readonly #faults = new Map<Method, Array<{ containerId?: string; error: unknown }>>();
   #down = false;
+  readonly #upListeners = new Set<() => void>();
   #nextPid = 1000;
   /** Publishes to drop (to simulate a publish racing the subscription). */
   dropPublishes = 0;
@@ -169,6 +170,8 @@ export class FakeContainerd implements ContainerdClient {
 
   up(): void {
     this.#down = false;
+    for (const l of [...this.#upListeners]) l();
+    this.#upListeners.clear();
   }
 
   // ---- ContainerdClient -------------------------------------------------------------
@@ -264,10 +267,28 @@ export class FakeContainerd implements ContainerdClient {
     });
   }
 
-  version(options?: CallOptions): Promise<{ version: string; revision: string }> {
+  async version(options?: CallOptions): Promise<{ version: string; revision: string }> {
+    if (options?.waitForReady) await this.#ready(options.signal);
     return this.#async(() => {
       this.#enter("version", [], options);
       return { version: "fake", revision: "0" };
+    });
+  }
+
+  /** Resolves when the fake is up (what grpc-js waitForReady does on a real channel). */
+  #ready(signal?: AbortSignal): Promise<void> {
+    if (!this.#down) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const onUp = () => {
+        signal?.removeEventListener("abort", onAbort);
+        resolve();
+      };
+      const onAbort = () => {
+        this.#upListeners.delete(onUp);
+        reject(signal!.reason);
+      };
+      this.#upListeners.add(onUp);
+      signal?.addEventListener("abort", onAbort, { once: true });
     });
   }
 
