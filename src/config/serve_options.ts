@@ -73,9 +73,16 @@ function absolutePath(text: string): string {
 }
 
 function containerdAddress(text: string): string {
-  return text.startsWith("unix://")
-    ? absolutePath(text.slice("unix://".length))
-    : absolutePath(text);
+  const path = text.startsWith("unix://") ? text.slice("unix://".length) : text;
+  if (!path.startsWith("/")) {
+    // Name the value as given (with its unix:// prefix), not the part that was checked.
+    throw new RangeError(
+      `invalid address ${
+        JSON.stringify(text)
+      }: an absolute socket path (or unix:// and an absolute path) is required`,
+    );
+  }
+  return path;
 }
 
 function identifier(text: string): string {
@@ -91,7 +98,9 @@ function identifier(text: string): string {
 
 function nonEmpty(text: string): string {
   if (text.trim() === "") {
-    throw new RangeError('invalid filter "": a containerd filter expression is required');
+    throw new RangeError(
+      `invalid filter ${JSON.stringify(text)}: a containerd filter expression is required`,
+    );
   }
   return text;
 }
