@@ -51,6 +51,7 @@ ${serveOptionsHelp()}
 export async function serve(config: ServeConfig): Promise<number> {
   const stop = new AbortController();
   const onSignal = () => {
+    if (stop.signal.aborted) return;
     log.info("stopping on signal");
     stop.abort();
   };
@@ -64,7 +65,9 @@ export async function serve(config: ServeConfig): Promise<number> {
     namespace: config.namespace,
     filters: config.filters,
     reap: config.reap,
+    events: config.events,
     resyncIntervalMs: config.resyncInterval,
+    pollIntervalMs: config.pollInterval,
   });
   let server: ApiServer | undefined;
   try {
@@ -76,12 +79,16 @@ export async function serve(config: ServeConfig): Promise<number> {
     await Promise.race([controller.firstOutcome(), aborted]);
     if (!stop.signal.aborted) {
       server = await ApiServer.start({ socketPath: config.socket, service: controller });
-      log.info("serving on {socket} (namespace {namespace}, state {state}, reap {reap})", {
-        socket: config.socket,
-        namespace: config.namespace,
-        state: config.state,
-        reap: config.reap,
-      });
+      log.info(
+        "serving on {socket} (namespace {namespace}, state {state}, reap {reap}, events {events})",
+        {
+          socket: config.socket,
+          namespace: config.namespace,
+          state: config.state,
+          reap: config.reap,
+          events: config.events,
+        },
+      );
     }
     await aborted;
     // Waiters get UNAVAILABLE "shutting down" before the server stops taking calls.

@@ -4,7 +4,12 @@
  *
  * @module
  */
-import { REAP_POLICIES, type ReapPolicy } from "../controller/controller.ts";
+import {
+  EVENT_SOURCES,
+  type EventSource,
+  REAP_POLICIES,
+  type ReapPolicy,
+} from "../controller/controller.ts";
 import { LOG_LEVELS, type LogLevel } from "../log.ts";
 import {
   DEFAULT_CONTAINERD_ADDRESS,
@@ -31,6 +36,9 @@ export interface ServeConfig {
   reapCriSandboxes: boolean;
   /** Milliseconds; 0 disables the periodic resync. */
   resyncInterval: number;
+  events: EventSource;
+  /** Milliseconds between listings in poll mode. */
+  pollInterval: number;
   logLevel: LogLevel;
   logFormat: LogFormat;
 }
@@ -103,6 +111,14 @@ function nonEmpty(text: string): string {
     );
   }
   return text;
+}
+
+function positiveDuration(text: string): number {
+  const ms = parseDuration(text);
+  if (ms < 10) {
+    throw new RangeError(`invalid duration ${JSON.stringify(text)}: at least 10ms is required`);
+  }
+  return ms;
 }
 
 function def<K extends keyof ServeConfig>(d: OptionDef<K>): OptionDef<K> {
@@ -187,6 +203,25 @@ export const SERVE_OPTIONS = [
     defaultText: "1m",
     default: () => 60_000,
     parse: parseDuration,
+  }),
+  def({
+    key: "events",
+    flag: "events",
+    arg: EVENT_SOURCES.join("|"),
+    description:
+      "learn exits from containerd's event stream, or by listing tasks every --poll-interval (for hosts without event subscription; exits of tasks deleted between two polls lose their status)",
+    defaultText: "stream",
+    default: () => "stream" as EventSource,
+    parse: oneOf(EVENT_SOURCES),
+  }),
+  def({
+    key: "pollInterval",
+    flag: "poll-interval",
+    arg: "DURATION",
+    description: "listing interval with --events=poll",
+    defaultText: "1s",
+    default: () => 1_000,
+    parse: positiveDuration,
   }),
   def({
     key: "logLevel",

@@ -6,14 +6,17 @@
 export {
   Controller,
   DEFAULT_MARKER_TIMEOUT_MS,
+  DEFAULT_POLL_INTERVAL_MS,
   DEFAULT_RESYNC_INTERVAL_MS,
   DEFAULT_TASK_GRACE_MS,
+  EVENT_SOURCES,
   REAP_POLICIES,
 } from "./controller.ts";
 export type {
   ConnectionState,
   ConnectionStatus,
   ControllerOptions,
+  EventSource,
   ExitedRecord,
   ReapPolicy,
 } from "./controller.ts";

@@ -122,7 +122,8 @@ export function sandboxControllerHandlers(service: SandboxService) {
     ),
     wait: unary<{ sandboxId: string }, ControllerWaitResponse>("Controller/Wait", async (call) => {
       const key = sandboxKey(call, service, call.request.sandboxId);
-      const { signal, done } = callSignal(call, `wait for sandbox ${key.id}`);
+      const { done } = callSignal(call, `wait for sandbox ${key.id}`);
+      const signal = new AbortController().signal;
       try {
         const record = await service.wait(key, { signal });
         return { exitStatus: record.exit.status, exitedAt: toTimestamp(record.exit.exitedAt) };

@@ -9,6 +9,7 @@ import { instantFromDate } from "../time.ts";
 import * as t from "./transitions.ts";
 import type {
   ListFilter,
+  PendingExit,
   SandboxDescription,
   SandboxExit,
   SandboxKey,
@@ -25,6 +26,7 @@ export const STATE_FILE = "podsandboxd.kv";
 
 const SCHEMA_KEY = ["meta", "schema"] as const;
 const recordKey = (k: SandboxKey) => ["sandbox", k.namespace, k.id] as const;
+const pendingKey = (k: SandboxKey) => ["pending", k.namespace, k.id] as const;
 
 export interface KvStoreOptions {
   /** Clock for `updatedAt`/`recordedAt`; tests pass a fake. @default () => new Date() */
@@ -89,20 +91,67 @@ export class KvSandboxStore implements SandboxStore {
     return this.#apply(key, t.markRunning(key, pid, description)) as Promise<StoreResult>;
   }
 
-  recordExit(
+  async recordExit(
     key: SandboxKey,
     exit: Omit<SandboxExit, "recordedAt">,
     description?: SandboxDescription,
   ): Promise<StoreResult> {
-    return this.#apply(key, t.recordExit(key, exit, description)) as Promise<StoreResult>;
+    // The pending entry goes in the same commit as the exit: never one without the other.
+    const result = await this.#apply(
+      key,
+      t.recordExit(key, exit, description),
+      (op) => op.delete(pendingKey(key)),
+    );
+    if (!result!.changed) await this.#kv.delete(pendingKey(key));
+    return result!;
+  }
+
+  async savePendingExit(
+    key: SandboxKey,
+    exit: Omit<SandboxExit, "recordedAt">,
+    description?: SandboxDescription,
+  ): Promise<void> {
+    const pending: PendingExit = {
+      key,
+      exit,
+      description,
+      attempts: 0,
+      since: instantFromDate(this.#now()),
+    };
+    // Set only if absent: a retry must not reset the attempt count.
+    await this.#kv.atomic().check({ key: pendingKey(key), versionstamp: null })
+      .set(pendingKey(key), pending).commit();
+  }
+
+  async notePendingFailure(key: SandboxKey, error: string): Promise<void> {
+    for (;;) {
+      const current = await this.#kv.get<PendingExit>(pendingKey(key));
+      if (current.value === null) return;
+      const next = { ...current.value, attempts: current.value.attempts + 1, lastError: error };
+      if ((await this.#kv.atomic().check(current).set(pendingKey(key), next).commit()).ok) return;
+    }
+  }
+
+  async listPendingExits(filter: { namespace?: string } = {}): Promise<PendingExit[]> {
+    const prefix = filter.namespace === undefined ? ["pending"] : ["pending", filter.namespace];
+    const out: PendingExit[] = [];
+    for await (const entry of this.#kv.list<PendingExit>({ prefix })) out.push(entry.value);
+    return out;
   }
 
   markDeleted(key: SandboxKey, at: string): Promise<StoreResult | null> {
     return this.#apply(key, t.markDeleted(at));
   }
 
-  /** Read, transform, commit only if nobody wrote in between; retry on conflict. */
-  async #apply(key: SandboxKey, transition: t.Transition): Promise<StoreResult | null> {
+  /**
+   * Read, transform, commit only if nobody wrote in between; retry on conflict. `also`
+   * adds mutations to the same atomic commit.
+   */
+  async #apply(
+    key: SandboxKey,
+    transition: t.Transition,
+    also?: (op: Deno.AtomicOperation) => void,
+  ): Promise<StoreResult | null> {
     const k = recordKey(key);
     for (;;) {
       const current = await this.#kv.get<SandboxRecord>(k);
@@ -110,8 +159,9 @@ export class KvSandboxStore implements SandboxStore {
       if (next === null) {
         return current.value === null ? null : { record: current.value, changed: false };
       }
-      const res = await this.#kv.atomic().check(current).set(k, next).commit();
-      if (res.ok) return { record: next, changed: true };
+      const op = this.#kv.atomic().check(current).set(k, next);
+      also?.(op);
+      if ((await op.commit()).ok) return { record: next, changed: true };
     }
   }
 

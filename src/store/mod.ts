@@ -6,6 +6,7 @@
 export type {
   ExitSource,
   ListFilter,
+  PendingExit,
   PodMetadata,
   SandboxDescription,
   SandboxExit,

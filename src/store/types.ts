@@ -76,6 +76,20 @@ export interface StoreResult {
   changed: boolean;
 }
 
+/**
+ * An exit whose handling (task delete, then record) has started but not finished:
+ * kept durably so a restarted agent resumes it.
+ */
+export interface PendingExit {
+  key: SandboxKey;
+  exit: Omit<SandboxExit, "recordedAt">;
+  description?: SandboxDescription;
+  /** Failed attempts so far. */
+  attempts: number;
+  lastError?: string;
+  since: string;
+}
+
 export interface ListFilter {
   namespace?: string;
   state?: SandboxState;
@@ -97,7 +111,10 @@ export interface SandboxStore {
     pid: number,
     description?: SandboxDescription,
   ): Promise<StoreResult>;
-  /** Records the exit unless one is recorded already (then `changed` is false). */
+  /**
+   * Records the exit unless one is recorded already (then `changed` is false). Clears a
+   * pending exit of the sandbox in the same commit.
+   */
   recordExit(
     key: SandboxKey,
     exit: Omit<SandboxExit, "recordedAt">,
@@ -105,5 +122,14 @@ export interface SandboxStore {
   ): Promise<StoreResult>;
   /** Notes that containerd's container is gone; the record stays. No-op for unknown keys. */
   markDeleted(key: SandboxKey, at: string): Promise<StoreResult | null>;
+  /** Keeps an exit whose handling starts now (no-op if one is pending already). */
+  savePendingExit(
+    key: SandboxKey,
+    exit: Omit<SandboxExit, "recordedAt">,
+    description?: SandboxDescription,
+  ): Promise<void>;
+  /** Counts a failed attempt of a pending exit. */
+  notePendingFailure(key: SandboxKey, error: string): Promise<void>;
+  listPendingExits(filter?: { namespace?: string }): Promise<PendingExit[]>;
   close(): void;
 }

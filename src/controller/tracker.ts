@@ -1,0 +1,462 @@
+/**
+ * Applies what containerd says — events and listings — to the sandbox records, one
+ * sandbox at a time (KeyedQueue) and concurrently across sandboxes, with the exit
+ * policy (reap or not), durable retries and waiter notification.
+ *
+ * @module
+ */
+import { andFilter, quoteFilterValue } from "../containerd/filters.ts";
+import type {
+  ContainerdClient,
+  ContainerdEvent,
+  ContainerInfo,
+  TaskInfo,
+} from "../containerd/types.ts";
+import { FailedPreconditionError, NotFoundError } from "../errors.ts";
+import { logger } from "../log.ts";
+import type {
+  PendingExit,
+  SandboxDescription,
+  SandboxExit,
+  SandboxKey,
+  SandboxRecord,
+  SandboxStore,
+} from "../store/types.ts";
+import { UNKNOWN_EXIT_STATUS } from "../store/types.ts";
+import { instantFromDate, instantToMillis } from "../time.ts";
+import { Backoff, type BackoffOptions, delay } from "./backoff.ts";
+import { describeContainer } from "./describe.ts";
+import { KeyedQueue } from "./keyed_queue.ts";
+import type { ExitWaiters } from "./waiters.ts";
+
+/**
+ * What the agent does with a sandbox's task when its init process exits:
+ * - "never": record the exit only (the sandbox's owner, e.g. containerd's CRI, deletes
+ *   the task; a second deleter races it and leaks shims, containerd#12344);
+ * - "always": like containerd's pod-sandbox controller, delete the task (with kill),
+ *   then record the exit; waiters wake after the delete.
+ */
+export type ReapPolicy = "never" | "always";
+export const REAP_POLICIES: readonly ReapPolicy[] = ["never", "always"];
+
+/** Exit details before the store stamps recordedAt. */
+export type ExitDraft = Omit<SandboxExit, "recordedAt">;
+
+/** containerd's state of one namespace at one moment. */
+export interface Listing {
+  containers: ContainerInfo[];
+  tasks: Map<string, TaskInfo>;
+  records: Map<string, SandboxRecord>;
+  /** Event sequence number when the listing started: later events are newer news. */
+  seq: number;
+}
+
+export interface TrackerOptions {
+  namespace: string;
+  filters: string[];
+  reap: ReapPolicy;
+  retryBackoff: BackoffOptions;
+  taskGraceMs: number;
+  now: () => Date;
+}
+
+type Classification = { sandbox: false } | { sandbox: true; info?: ContainerInfo };
+
+const SIGKILL = 9;
+const log = logger("controller");
+
+export function errorText(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+/** Key of a sandbox in the waiter registry. */
+export function waiterKey(key: SandboxKey): string {
+  return `${key.namespace}/${key.id}`;
+}
+
+export class SandboxTracker {
+  readonly #client: ContainerdClient;
+  readonly #store: SandboxStore;
+  readonly #waiters: ExitWaiters;
+  readonly #options: TrackerOptions;
+  readonly #queue = new KeyedQueue();
+  /** Container id → whether it is a sandbox; rebuilt on every listing. */
+  readonly #kinds = new Map<string, boolean>();
+  /** Container id → sequence number of the last event dispatched for it. */
+  readonly #lastEvent = new Map<string, number>();
+  #seq = 0;
+  /** Aborted by close(): ends retries. */
+  readonly #stopping = new AbortController();
+
+  constructor(
+    client: ContainerdClient,
+    store: SandboxStore,
+    waiters: ExitWaiters,
+    options: TrackerOptions,
+  ) {
+    this.#client = client;
+    this.#store = store;
+    this.#waiters = waiters;
+    this.#options = options;
+  }
+
+  get namespace(): string {
+    return this.#options.namespace;
+  }
+
+  /** Resolves when every job queued so far has settled. */
+  settled(): Promise<void> {
+    return this.#queue.drain();
+  }
+
+  /** Ends retries; queued jobs fail fast. */
+  close(reason: unknown): void {
+    this.#stopping.abort(reason);
+  }
+
+  // ---- events -----------------------------------------------------------------------
+
+  /** Hands one event of this namespace to its sandbox's queue. */
+  dispatch(event: ContainerdEvent): void {
+    switch (event.kind) {
+      case "marker":
+      case "ignored":
+        return;
+      case "malformed":
+        log.warn("skipped a malformed {topic} event ({typeUrl}): {reason}", { ...event });
+        return;
+      case "task-exit":
+      case "task-delete":
+        // Exec processes have their own id; only the init process ends the sandbox.
+        if (event.processId !== "" && event.processId !== event.containerId) return;
+        break;
+    }
+    const id = "id" in event ? event.id : event.containerId;
+    if (id === "") {
+      log.warn("skipped a {topic} event without a container id", { topic: event.topic });
+      return;
+    }
+    this.#lastEvent.set(id, ++this.#seq);
+    this.#enqueue(id, event.topic, () => this.#apply(id, event));
+  }
+
+  async #apply(id: string, event: ContainerdEvent): Promise<void> {
+    const key = this.#key(id);
+    switch (event.kind) {
+      case "container-create": {
+        this.#kinds.delete(id); // a new container may reuse an id: ask again
+        const kind = await this.#classify(id);
+        if (kind.sandbox && kind.info) {
+          await this.#store.discover(key, describeContainer(kind.info));
+        }
+        return;
+      }
+      case "task-create":
+      case "task-start": {
+        const kind = await this.#classify(id);
+        if (!kind.sandbox) return;
+        await this.#store.markRunning(key, event.pid, kind.info && describeContainer(kind.info));
+        return;
+      }
+      case "task-exit": {
+        const kind = await this.#classify(id);
+        if (!kind.sandbox) return;
+        const exit: ExitDraft = event.exitedAt
+          ? {
+            status: event.exitStatus,
+            exitedAt: event.exitedAt,
+            source: "event",
+            statusKnown: true,
+          }
+          : this.#unknownExit("unreadable", "the TaskExit event carried no exit time");
+        await this.#exit(key, exit, kind.info && describeContainer(kind.info));
+        return;
+      }
+      case "task-delete": {
+        // Someone deleted the task: its exit rides along (a second source, if the
+        // TaskExit was missed). Nothing is left to reap.
+        if (!event.exitedAt) return;
+        const kind = await this.#classify(id);
+        if (!kind.sandbox) return;
+        await this.#commitExit(key, {
+          status: event.exitStatus,
+          exitedAt: event.exitedAt,
+          source: "event",
+          statusKnown: true,
+        });
+        return;
+      }
+      case "container-delete": {
+        this.#kinds.delete(id);
+        this.#lastEvent.delete(id);
+        await this.#removed(key, event.timestamp ?? this.#nowText());
+        return;
+      }
+    }
+  }
+
+  /** Whether a container is a sandbox (cached); asks containerd with the sandbox filter. */
+  async #classify(id: string): Promise<Classification> {
+    const known = this.#kinds.get(id);
+    if (known !== undefined) return known ? { sandbox: true } : { sandbox: false };
+    const found = await this.#client.listContainers(
+      this.namespace,
+      andFilter(`id==${quoteFilterValue(id)}`, this.#options.filters),
+    );
+    const info = found.find((c) => c.id === id);
+    this.#kinds.set(id, info !== undefined);
+    return info ? { sandbox: true, info } : { sandbox: false };
+  }
+
+  // ---- listings ---------------------------------------------------------------------
+
+  /** Lists sandbox containers, tasks and records of the namespace. */
+  async list(signal: AbortSignal): Promise<Listing> {
+    const seq = this.#seq;
+    const [containers, tasks, records] = await Promise.all([
+      this.#client.listContainers(this.namespace, this.#options.filters, { signal }),
+      this.#client.listTasks(this.namespace, { signal }),
+      this.#store.list({ namespace: this.namespace }),
+    ]);
+    return {
+      containers,
+      tasks: new Map(tasks.map((t) => [t.containerId, t])),
+      records: new Map(records.map((r) => [r.id, r])),
+      seq,
+    };
+  }
+
+  /** Records what a listing proves: running tasks, STOPPED tasks' exits, new containers. */
+  async applyListing(listing: Listing): Promise<void> {
+    const live = new Set(listing.containers.map((c) => c.id));
+    for (const id of this.#kinds.keys()) if (!live.has(id)) this.#kinds.delete(id);
+    for (const id of live) this.#kinds.set(id, true);
+    await Promise.all(listing.containers.map((c) =>
+      this.#queue.run(
+        c.id,
+        () => this.#applyListed(c, listing.tasks.get(c.id), listing.records.get(c.id)),
+      )
+    ));
+  }
+
+  async #applyListed(
+    container: ContainerInfo,
+    task: TaskInfo | undefined,
+    record: SandboxRecord | undefined,
+  ): Promise<void> {
+    const key = this.#key(container.id);
+    const description = describeContainer(container);
+    if (task?.status === "stopped") {
+      if (record?.exit) return;
+      const exit: ExitDraft = task.exitedAt
+        ? {
+          status: task.exitStatus,
+          exitedAt: task.exitedAt,
+          source: "task-status",
+          statusKnown: true,
+        }
+        : this.#unknownExit(
+          "unreadable",
+          "containerd reported the task stopped without an exit time",
+        );
+      const described = { ...description, pid: task.pid };
+      if (this.#options.reap === "always") {
+        // Reaping may need retries; it runs as its own job behind this one.
+        this.#enqueue(container.id, "reap stopped task", () => this.#exit(key, exit, described));
+      } else {
+        await this.#commitExit(key, exit, described);
+      }
+    } else if (task) {
+      if (record && !record.exit && record.state === "SANDBOX_READY" && record.pid === task.pid) {
+        return;
+      }
+      await this.#store.markRunning(key, task.pid, description);
+    } else if (!record) {
+      await this.#store.discover(key, description);
+    }
+  }
+
+  /**
+   * Reads absence as a lost exit: sandboxes listed without a task (unless starting) and
+   * records whose container is gone. Call only once every event published before the
+   * listing has been dispatched, or a real exit still in flight would be pre-empted.
+   */
+  async inferAbsences(listing: Listing): Promise<void> {
+    const jobs: Promise<void>[] = [];
+    for (const c of listing.containers) {
+      if (!listing.tasks.has(c.id) && !listing.records.get(c.id)?.exit) {
+        jobs.push(this.#queue.run(c.id, () => this.#inferMissingTask(c, listing.seq)));
+      }
+    }
+    const live = new Set(listing.containers.map((c) => c.id));
+    for (const r of listing.records.values()) {
+      if (!live.has(r.id) && (!r.exit || !r.deletedAt)) {
+        jobs.push(this.#queue.run(r.id, async () => {
+          if ((this.#lastEvent.get(r.id) ?? 0) > listing.seq) return; // newer news arrived
+          await this.#removed(this.#key(r.id), this.#nowText());
+        }));
+      }
+    }
+    await Promise.all(jobs);
+  }
+
+  async #inferMissingTask(container: ContainerInfo, seq: number): Promise<void> {
+    if ((this.#lastEvent.get(container.id) ?? 0) > seq) return; // newer news arrived
+    const key = this.#key(container.id);
+    const record = await this.#store.get(key);
+    if (!record || record.exit) return;
+    const created = container.createdAt ? instantToMillis(container.createdAt) : 0;
+    const age = this.#options.now().getTime() - created;
+    if (record.state === "SANDBOX_NOTREADY" && age < this.#options.taskGraceMs) return;
+    await this.#commitExit(
+      key,
+      this.#unknownExit(
+        "task-missing",
+        record.state === "SANDBOX_READY"
+          ? "the task was gone before its exit was seen"
+          : "the sandbox had no task when the agent first saw it",
+      ),
+    );
+  }
+
+  // ---- exits ------------------------------------------------------------------------
+
+  /**
+   * Picks up exits whose handling was interrupted (agent restart): they are retried
+   * before anything else of their sandbox.
+   */
+  async restorePending(): Promise<number> {
+    const pending = await this.#store.listPendingExits({ namespace: this.namespace });
+    for (const p of pending) {
+      log.info("resuming the handling of sandbox {namespace}/{id}'s exit (attempt {attempt})", {
+        ...p.key,
+        attempt: p.attempts + 1,
+      });
+      this.#enqueue(p.key.id, "pending exit", () => this.#exit(p.key, p.exit, p.description), p);
+    }
+    return pending.length;
+  }
+
+  /** Exit handling under the reap policy: delete the task first when the agent owns it. */
+  async #exit(key: SandboxKey, exit: ExitDraft, description?: SandboxDescription) {
+    if (this.#options.reap === "always") {
+      const current = await this.#store.get(key);
+      if (current?.exit) return;
+      // Durable before acting: a restart resumes this exit where it stopped.
+      await this.#store.savePendingExit(key, exit, description);
+      try {
+        await this.#reapTask(key);
+      } catch (err) {
+        await this.#store.notePendingFailure(key, errorText(err)).catch(() => {});
+        throw err;
+      }
+    }
+    await this.#commitExit(key, exit, description);
+  }
+
+  /** The reference controller's handling: load the task, delete it with kill; NotFound is fine. */
+  async #reapTask(key: SandboxKey): Promise<void> {
+    try {
+      await this.#client.getTask(key.namespace, key.id);
+    } catch (err) {
+      if (err instanceof NotFoundError) return;
+      throw err;
+    }
+    try {
+      await this.#client.killTask(key.namespace, key.id, SIGKILL, { all: true });
+    } catch (err) {
+      // The init process has exited: "not found"/"already finished" are expected.
+      if (!(err instanceof NotFoundError || err instanceof FailedPreconditionError)) throw err;
+    }
+    try {
+      await this.#client.deleteTask(key.namespace, key.id);
+    } catch (err) {
+      if (!(err instanceof NotFoundError)) throw err;
+    }
+  }
+
+  /** Records the exit (clearing any pending one in the same commit) and wakes waiters. */
+  async #commitExit(key: SandboxKey, exit: ExitDraft, description?: SandboxDescription) {
+    const result = await this.#store.recordExit(key, exit, description);
+    if (result.changed) {
+      log.info("sandbox {namespace}/{id} exited with status {status} at {exitedAt} ({source})", {
+        namespace: key.namespace,
+        id: key.id,
+        status: exit.status,
+        exitedAt: exit.exitedAt,
+        source: exit.source,
+        statusKnown: exit.statusKnown,
+      });
+    } else if (result.record.exit && result.record.exit.status !== exit.status) {
+      log.info(
+        "ignored a later exit of sandbox {namespace}/{id} with status {status}: {recorded} is recorded",
+        { ...key, status: exit.status, recorded: result.record.exit.status },
+      );
+    }
+    this.#waiters.notify(waiterKey(key));
+  }
+
+  /** The container is gone: record a lost exit if none was seen, keep the record. */
+  async #removed(key: SandboxKey, at: string): Promise<void> {
+    const record = await this.#store.get(key);
+    if (!record) return;
+    if (!record.exit) {
+      await this.#commitExit(
+        key,
+        this.#unknownExit("task-missing", "the container was removed before its exit was seen"),
+      );
+    }
+    await this.#store.markDeleted(key, at);
+  }
+
+  #unknownExit(source: "unreadable" | "task-missing", reason: string): ExitDraft {
+    return {
+      status: UNKNOWN_EXIT_STATUS,
+      exitedAt: this.#nowText(),
+      source,
+      statusKnown: false,
+      reason,
+    };
+  }
+
+  // ---- jobs -------------------------------------------------------------------------
+
+  /** Queues a job for one container, retrying it with backoff until it succeeds or we stop. */
+  #enqueue(id: string, what: string, job: () => Promise<void>, pending?: PendingExit): void {
+    this.#queue.run(id, () => this.#retrying(`${what} for ${this.namespace}/${id}`, job, pending))
+      .catch((err) => {
+        if (!this.#stopping.signal.aborted) {
+          log.error("gave up on {what}: {error}", { what, error: errorText(err) });
+        }
+      });
+  }
+
+  async #retrying(what: string, job: () => Promise<void>, pending?: PendingExit): Promise<void> {
+    const backoff = new Backoff(this.#options.retryBackoff);
+    // A resumed exit continues its backoff where the previous run left it.
+    for (let i = 0; i < Math.min(pending?.attempts ?? 0, 32); i++) backoff.next();
+    for (;;) {
+      try {
+        return await job();
+      } catch (err) {
+        if (this.#stopping.signal.aborted) throw err;
+        const ms = backoff.next();
+        log.warn("{what} failed (attempt {attempt}), retrying in {ms} ms: {error}", {
+          what,
+          attempt: backoff.attempts,
+          ms,
+          error: errorText(err),
+        });
+        await delay(ms, this.#stopping.signal);
+      }
+    }
+  }
+
+  #key(id: string): SandboxKey {
+    return { namespace: this.namespace, id };
+  }
+
+  #nowText(): string {
+    return instantFromDate(this.#options.now());
+  }
+}
