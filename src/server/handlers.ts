@@ -122,8 +122,7 @@ export function sandboxControllerHandlers(service: SandboxService) {
     ),
     wait: unary<{ sandboxId: string }, ControllerWaitResponse>("Controller/Wait", async (call) => {
       const key = sandboxKey(call, service, call.request.sandboxId);
-      const { done } = callSignal(call, `wait for sandbox ${key.id}`);
-      const signal = new AbortController().signal;
+      const { signal, done } = callSignal(call, `wait for sandbox ${key.id}`);
       try {
         const record = await service.wait(key, { signal });
         return { exitStatus: record.exit.status, exitedAt: toTimestamp(record.exit.exitedAt) };
