@@ -26,6 +26,8 @@ Deno.test("without flags every option has its default, with source 'default'", (
     reap: "never",
     reapCriSandboxes: false,
     resyncInterval: 60_000,
+    events: "stream",
+    pollInterval: 1_000,
     logLevel: "info",
     logFormat: "auto",
   });
@@ -43,6 +45,8 @@ Deno.test("every flag parses, and its source becomes 'flag'", () => {
     reap: "always",
     "reap-cri-sandboxes": true,
     "resync-interval": "1m30s",
+    events: "poll",
+    "poll-interval": "250ms",
     "log-level": "debug",
     "log-format": "json",
   }, ENV);
@@ -55,6 +59,8 @@ Deno.test("every flag parses, and its source becomes 'flag'", () => {
     reap: "always",
     reapCriSandboxes: true,
     resyncInterval: 90_000,
+    events: "poll",
+    pollInterval: 250,
     logLevel: "debug",
     logFormat: "json",
   });
@@ -117,6 +123,9 @@ Deno.test("a bad value of every option is a RangeError naming the flag, the valu
     ["reap", "sometimes", /accepted: never, always/],
     ["resync-interval", "soon", /e\.g\. 500ms, 5s, 1m30s, 2h/],
     ["resync-interval", "60", /e\.g\. 500ms, 5s, 1m30s, 2h/],
+    ["events", "push", /accepted: stream, poll/],
+    ["poll-interval", "often", /e\.g\. 500ms, 5s, 1m30s, 2h/],
+    ["poll-interval", "5ms", /at least 10ms is required/],
     ["log-level", "verbose", /accepted: trace, debug, info, warning, error, fatal/],
     ["log-format", "xml", /accepted: auto, json, text/],
   ];
