@@ -6,7 +6,12 @@
 import * as grpc from "@grpc/grpc-js";
 import { UnavailableError } from "../errors.ts";
 import { ControllerService } from "../gen/containerd/services/sandbox/v1/sandbox.ts";
-import { type Sandbox, SandboxesService, SandboxState } from "../gen/podsandboxd/v1/podsandboxd.ts";
+import {
+  type AgentStatus,
+  type Sandbox,
+  SandboxesService,
+  SandboxState,
+} from "../gen/podsandboxd/v1/podsandboxd.ts";
 import {
   type GrpcCallOptions,
   grpcTarget,
@@ -15,6 +20,10 @@ import {
 } from "../grpc/call.ts";
 import type { Platform } from "../platform.ts";
 import { formatTimestamp } from "../time.ts";
+
+/** grpc-js's wording when no connection to the socket could be made or kept. */
+const CONNECT_FAILURE =
+  /No connection established|ENOENT|ECONNREFUSED|Connection dropped|Failed to connect/i;
 
 /** @default 10_000 — deadline of calls that do not block by design. */
 export const DEFAULT_CLIENT_TIMEOUT_MS = 10_000;
@@ -57,7 +66,10 @@ export class AgentClient {
     try {
       return await unaryCall(this.#client, method, request, options);
     } catch (err) {
-      if (err instanceof UnavailableError) {
+      // Only a failure to connect gets the "is it running?" hint; an agent that answers
+      // UNAVAILABLE itself (e.g. shutting down) speaks for itself.
+      const details = (err as { cause?: grpc.ServiceError }).cause?.details ?? "";
+      if (err instanceof UnavailableError && CONNECT_FAILURE.test(details)) {
         throw new UnavailableError(
           `${options.what}: cannot reach podsandboxd at ${this.socketPath} (is "podsandboxd serve" running?): ${
             (err.cause as grpc.ServiceError | undefined)?.details ?? err.message
@@ -83,22 +95,33 @@ export class AgentClient {
   }
 
   async get(id: string): Promise<Sandbox> {
+    return (await this.describe(id)).sandbox;
+  }
+
+  /** The record and the agent's link to containerd when it answered. */
+  async describe(id: string): Promise<{ sandbox: Sandbox; agent?: AgentStatus }> {
     const res = await this.#call(
       SandboxesService.get,
       { id, namespace: "" },
       this.#options(`status of sandbox ${id}`, DEFAULT_CLIENT_TIMEOUT_MS),
     );
     if (!res.sandbox) throw new TypeError(`status of sandbox ${id}: empty response`);
-    return res.sandbox;
+    return { sandbox: res.sandbox, agent: res.agent };
   }
 
   async list(state: SandboxState = SandboxState.SANDBOX_STATE_UNSPECIFIED): Promise<Sandbox[]> {
+    return (await this.listWithAgent(state)).sandboxes;
+  }
+
+  async listWithAgent(
+    state: SandboxState = SandboxState.SANDBOX_STATE_UNSPECIFIED,
+  ): Promise<{ sandboxes: Sandbox[]; agent?: AgentStatus }> {
     const res = await this.#call(
       SandboxesService.list,
       { state, namespace: "" },
       this.#options("list sandboxes", DEFAULT_CLIENT_TIMEOUT_MS),
     );
-    return res.sandboxes;
+    return { sandboxes: res.sandboxes, agent: res.agent };
   }
 
   async platform(id = ""): Promise<Platform> {

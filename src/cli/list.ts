@@ -1,7 +1,7 @@
 import { SandboxState } from "../gen/podsandboxd/v1/podsandboxd.ts";
 import { CLIENT_FLAGS, clientFlagsHelp, clientFromFlags } from "./client_options.ts";
 import { type Command, parseCommandArgs, UsageError } from "./command.ts";
-import { printJson, sandboxJson, sandboxTable } from "./output.ts";
+import { printJson, sandboxJson, sandboxTable, warnIfStale } from "./output.ts";
 
 const STATES: Record<string, SandboxState> = {
   ready: SandboxState.SANDBOX_READY,
@@ -38,7 +38,8 @@ JSON: an array of status objects.`,
     }
     const client = clientFromFlags(parsed.values);
     try {
-      const sandboxes = await client.list(state);
+      const { sandboxes, agent } = await client.listWithAgent(state);
+      warnIfStale(agent);
       if (parsed.values.json) printJson(sandboxes.map(sandboxJson));
       else console.log(sandboxTable(sandboxes));
       return 0;

@@ -3,7 +3,12 @@
  *
  * @module
  */
-import { ExitSource, type Sandbox, SandboxState } from "../gen/podsandboxd/v1/podsandboxd.ts";
+import {
+  type AgentStatus,
+  ExitSource,
+  type Sandbox,
+  SandboxState,
+} from "../gen/podsandboxd/v1/podsandboxd.ts";
 import { formatTimestamp } from "../time.ts";
 
 const STATE_NAMES: Record<number, string> = {
@@ -98,4 +103,17 @@ export function sandboxTable(list: Sandbox[]): string {
 /** Prints exactly one JSON document. */
 export function printJson(value: unknown): void {
   console.log(JSON.stringify(value));
+}
+
+/** On stderr, when the agent was not connected to containerd as it answered. */
+export function warnIfStale(agent: AgentStatus | undefined): void {
+  if (!agent || agent.containerd === "connected") return;
+  const since = formatTimestamp(agent.since);
+  console.error(
+    `warning: podsandboxd is ${
+      agent.containerd === "connecting" ? "still connecting to" : "not connected to"
+    } containerd` +
+      `${since ? ` since ${since}` : ""}${agent.error ? ` (${agent.error})` : ""}; ` +
+      "records may not show the latest changes",
+  );
 }

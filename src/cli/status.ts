@@ -1,6 +1,6 @@
 import { CLIENT_FLAGS, clientFlagsHelp, clientFromFlags, sandboxIdArg } from "./client_options.ts";
 import { type Command, parseCommandArgs } from "./command.ts";
-import { printJson, sandboxJson, sandboxText } from "./output.ts";
+import { printJson, sandboxJson, sandboxText, warnIfStale } from "./output.ts";
 
 export const statusCommand: Command = {
   name: "status",
@@ -26,7 +26,8 @@ fields are omitted.`,
     const id = sandboxIdArg(parsed.positionals[0]);
     const client = clientFromFlags(parsed.values);
     try {
-      const sandbox = await client.get(id);
+      const { sandbox, agent } = await client.describe(id);
+      warnIfStale(agent);
       if (parsed.values.json) printJson(sandboxJson(sandbox));
       else console.log(sandboxText(sandbox));
       return 0;

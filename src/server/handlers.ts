@@ -16,6 +16,7 @@ import type {
   ControllerWaitResponse,
 } from "../gen/containerd/services/sandbox/v1/sandbox.ts";
 import {
+  type AgentStatus,
   ExitSource as WireExitSource,
   type GetResponse,
   type ListResponse,
@@ -222,12 +223,22 @@ function stateFilter(state: WireState): SandboxState | undefined {
   }
 }
 
+function agentStatus(service: SandboxService): AgentStatus {
+  const s = service.status;
+  return {
+    containerd: s.state,
+    since: toTimestamp(s.since),
+    error: s.error ?? "",
+    containerdVersion: s.containerdVersion ?? "",
+  };
+}
+
 /** podsandboxd.v1.Sandboxes. */
 export function sandboxesHandlers(service: SandboxService) {
   return {
     get: unary<{ id: string; namespace: string }, GetResponse>("Sandboxes/Get", async (call) => {
       const key = sandboxKey(call, service, call.request.id, call.request.namespace);
-      return { sandbox: toWireSandbox(await service.get(key)) };
+      return { sandbox: toWireSandbox(await service.get(key)), agent: agentStatus(service) };
     }),
     list: unary<{ state: WireState; namespace: string }, ListResponse>(
       "Sandboxes/List",
@@ -235,7 +246,7 @@ export function sandboxesHandlers(service: SandboxService) {
         const namespace = namespaceOf(call, service, call.request.namespace);
         const state = stateFilter(call.request.state);
         const records = await service.list({ namespace, state });
-        return { sandboxes: records.map(toWireSandbox) };
+        return { sandboxes: records.map(toWireSandbox), agent: agentStatus(service) };
       },
     ),
   };

@@ -50,12 +50,18 @@ export class PrivateContainerd {
 
   /** Creates the directory and config and starts containerd; resolves once it answers. */
   static async start(options: ContainerdOptions = {}): Promise<PrivateContainerd> {
+    const c = await PrivateContainerd.prepare(options);
+    await c.boot();
+    return c;
+  }
+
+  /** Creates the directory and config without starting containerd (see boot()). */
+  static async prepare(options: ContainerdOptions = {}): Promise<PrivateContainerd> {
     await requireContainerdBinaries();
     // Short paths: unix socket paths are limited to 107 bytes.
     const dir = await Deno.makeTempDir({ prefix: "psd-" });
     const c = new PrivateContainerd(dir);
     await Deno.writeTextFile(c.#config, c.#configText(options));
-    await c.boot();
     return c;
   }
 
@@ -123,6 +129,8 @@ export class PrivateContainerd {
 
   /** Kills and deletes every task and container, stops containerd, kills leftover shims, unmounts, removes the directory. */
   async stop(): Promise<void> {
+    // Tasks are cleaned up through containerd: bring it back if a test left it down.
+    if (!this.#process) await this.boot().catch(() => {});
     if (this.#process) {
       const namespaces = (await run("ctr", ["-a", this.socket, "namespaces", "ls", "-q"], {
         allowFailure: true,

@@ -90,8 +90,21 @@ export interface GetRequest {
   namespace: string;
 }
 
+/**
+ * The agent's link to containerd when it answered: records may be stale while it is
+ * not connected.
+ */
+export interface AgentStatus {
+  /** "connecting", "connected" or "disconnected". */
+  containerd: string;
+  since: Timestamp | undefined;
+  error: string;
+  containerdVersion: string;
+}
+
 export interface GetResponse {
   sandbox: Sandbox | undefined;
+  agent: AgentStatus | undefined;
 }
 
 export interface ListRequest {
@@ -102,6 +115,7 @@ export interface ListRequest {
 
 export interface ListResponse {
   sandboxes: Sandbox[];
+  agent: AgentStatus | undefined;
 }
 
 function createBaseSandbox(): Sandbox {
@@ -511,14 +525,110 @@ export const GetRequest: MessageFns<GetRequest> = {
   },
 };
 
+function createBaseAgentStatus(): AgentStatus {
+  return { containerd: "", since: undefined, error: "", containerdVersion: "" };
+}
+
+export const AgentStatus: MessageFns<AgentStatus> = {
+  encode(message: AgentStatus, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.containerd !== "") {
+      writer.uint32(10).string(message.containerd);
+    }
+    if (message.since !== undefined) {
+      Timestamp.encode(message.since, writer.uint32(18).fork()).join();
+    }
+    if (message.error !== "") {
+      writer.uint32(26).string(message.error);
+    }
+    if (message.containerdVersion !== "") {
+      writer.uint32(34).string(message.containerdVersion);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): AgentStatus {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseAgentStatus();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.containerd = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.since = Timestamp.decode(reader, reader.uint32());
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.error = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.containerdVersion = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<AgentStatus>, I>>(base?: I): AgentStatus {
+    return AgentStatus.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<AgentStatus>, I>>(object: I): AgentStatus {
+    const message = createBaseAgentStatus();
+    message.containerd = object.containerd ?? "";
+    message.since = (object.since !== undefined && object.since !== null)
+      ? Timestamp.fromPartial(object.since)
+      : undefined;
+    message.error = object.error ?? "";
+    message.containerdVersion = object.containerdVersion ?? "";
+    return message;
+  },
+};
+
 function createBaseGetResponse(): GetResponse {
-  return { sandbox: undefined };
+  return { sandbox: undefined, agent: undefined };
 }
 
 export const GetResponse: MessageFns<GetResponse> = {
   encode(message: GetResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.sandbox !== undefined) {
       Sandbox.encode(message.sandbox, writer.uint32(10).fork()).join();
+    }
+    if (message.agent !== undefined) {
+      AgentStatus.encode(message.agent, writer.uint32(18).fork()).join();
     }
     return writer;
   },
@@ -544,6 +654,14 @@ export const GetResponse: MessageFns<GetResponse> = {
             message.sandbox = Sandbox.decode(reader, reader.uint32());
             continue;
           }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.agent = AgentStatus.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -563,6 +681,9 @@ export const GetResponse: MessageFns<GetResponse> = {
     const message = createBaseGetResponse();
     message.sandbox = (object.sandbox !== undefined && object.sandbox !== null)
       ? Sandbox.fromPartial(object.sandbox)
+      : undefined;
+    message.agent = (object.agent !== undefined && object.agent !== null)
+      ? AgentStatus.fromPartial(object.agent)
       : undefined;
     return message;
   },
@@ -636,13 +757,16 @@ export const ListRequest: MessageFns<ListRequest> = {
 };
 
 function createBaseListResponse(): ListResponse {
-  return { sandboxes: [] };
+  return { sandboxes: [], agent: undefined };
 }
 
 export const ListResponse: MessageFns<ListResponse> = {
   encode(message: ListResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     for (const v of message.sandboxes) {
       Sandbox.encode(v!, writer.uint32(10).fork()).join();
+    }
+    if (message.agent !== undefined) {
+      AgentStatus.encode(message.agent, writer.uint32(18).fork()).join();
     }
     return writer;
   },
@@ -668,6 +792,14 @@ export const ListResponse: MessageFns<ListResponse> = {
             message.sandboxes.push(Sandbox.decode(reader, reader.uint32()));
             continue;
           }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.agent = AgentStatus.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -686,6 +818,9 @@ export const ListResponse: MessageFns<ListResponse> = {
   fromPartial<I extends Exact<DeepPartial<ListResponse>, I>>(object: I): ListResponse {
     const message = createBaseListResponse();
     message.sandboxes = object.sandboxes?.map((e) => Sandbox.fromPartial(e)) || [];
+    message.agent = (object.agent !== undefined && object.agent !== null)
+      ? AgentStatus.fromPartial(object.agent)
+      : undefined;
     return message;
   },
 };

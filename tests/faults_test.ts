@@ -1,0 +1,164 @@
+/**
+ * Never lose an exit: containerd killed and restarted around sandbox exits, and the
+ * agent killed in the middle of a burst. Real containerd, real containers; every check
+ * is on exact exit statuses.
+ */
+import { AgentClient } from "../src/cli/client.ts";
+import { assert, assertEquals } from "./harness/assert.ts";
+import { AgentProcess } from "./harness/agent.ts";
+import { PrivateContainerd } from "./harness/containerd.ts";
+import { Containers, importImages, uniqueId } from "./harness/containers.ts";
+
+const NS = "psd-faults";
+
+/** A sandbox that exits with `code` on SIGTERM. */
+const exitOnTerm = (code: number) => ["sh", "-c", `trap 'exit ${code}' TERM; sleep 100000 & wait`];
+
+interface Sandbox {
+  id: string;
+  code: number;
+  pid: number;
+}
+
+async function startSandboxes(c: Containers, name: string, codes: number[]): Promise<Sandbox[]> {
+  const out: Sandbox[] = [];
+  // A few at a time: ctr run takes ~80 ms each.
+  for (let i = 0; i < codes.length; i += 5) {
+    out.push(
+      ...await Promise.all(
+        codes.slice(i, i + 5).map(async (code) => {
+          const id = uniqueId(`${name}${code}`);
+          await c.run(id, exitOnTerm(code));
+          await c.termHandlerInstalled(id);
+          return { id, code, pid: (await c.task(id)).pid };
+        }),
+      ),
+    );
+  }
+  return out;
+}
+
+/** SIGTERM straight to the sandbox processes (containerd need not be up). */
+function terminate(sandboxes: Sandbox[]): void {
+  for (const s of sandboxes) Deno.kill(s.pid, "SIGTERM");
+}
+
+async function expectExits(client: AgentClient, sandboxes: Sandboxes, timeoutMs: number) {
+  const results = await Promise.all(
+    sandboxes.map((s) => client.wait(s.id, { timeoutMs }).then((r) => [s, r] as const)),
+  );
+  for (const [s, r] of results) assertEquals(r.exitStatus, s.code, `exit status of ${s.id}`);
+}
+type Sandboxes = Sandbox[];
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+Deno.test("exits while containerd is down are recorded with their real statuses", async (t) => {
+  const containerd = await PrivateContainerd.start();
+  const dir = await Deno.makeTempDir({ prefix: "psd-f-" });
+  const c = new Containers(containerd, NS);
+  let agent: AgentProcess | undefined;
+  let client: AgentClient | undefined;
+  try {
+    await importImages(containerd, NS);
+    agent = await AgentProcess.start({ containerdSocket: containerd.socket, dir, namespace: NS });
+    client = agent.client();
+
+    for (const downtimeMs of [5_000, 30_000]) {
+      await t.step(
+        `containerd SIGKILLed for ${downtimeMs / 1000} s while sandboxes exit`,
+        async () => {
+          const sandboxes = await startSandboxes(c, `down${downtimeMs / 1000}s-`, [3, 4, 5, 6]);
+          await containerd.kill("SIGKILL");
+          terminate(sandboxes);
+          await sleep(downtimeMs); // the outage itself is the scenario
+          await containerd.boot();
+          const back = Date.now();
+          await expectExits(client!, sandboxes, 10_000);
+          const took = Date.now() - back;
+          assert(took < 2_000, `all exits recorded ${took} ms after containerd's return (< 2 s)`);
+          for (const s of sandboxes) {
+            const record = await client!.get(s.id);
+            assert(record.exitStatusKnown, `${s.id}: the real status, not a placeholder`);
+          }
+        },
+      );
+    }
+
+    await t.step(
+      "20 cycles of containerd kill/restart with exits in between lose nothing",
+      async () => {
+        const all: Sandbox[] = [];
+        for (let cycle = 0; cycle < 20; cycle++) {
+          const [down, up] = await startSandboxes(c, `cycle${cycle}-`, [10 + cycle, 40 + cycle]);
+          terminate([up]); // exits while containerd runs
+          await containerd.kill("SIGKILL");
+          terminate([down]); // exits while containerd is down
+          await containerd.boot();
+          all.push(down, up);
+        }
+        await expectExits(client!, all, 20_000);
+      },
+    );
+    assert(
+      agent.logs.filter((l) => l.message?.startsWith("containerd unavailable")).length >= 22,
+      "the agent saw each outage",
+    );
+  } finally {
+    client?.close();
+    await agent?.stop();
+    c.close();
+    await containerd.stop();
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
+});
+
+Deno.test("the agent SIGKILLed in a burst of 50 exits: 50 records, each once, all statuses right", async () => {
+  const containerd = await PrivateContainerd.start();
+  const dir = await Deno.makeTempDir({ prefix: "psd-f-" });
+  const c = new Containers(containerd, NS);
+  const agents: AgentProcess[] = [];
+  let client: AgentClient | undefined;
+  try {
+    await importImages(containerd, NS);
+    const sandboxes = await startSandboxes(c, "burst", Array.from({ length: 50 }, (_, i) => i + 1));
+    const first = await AgentProcess.start({
+      containerdSocket: containerd.socket,
+      dir,
+      namespace: NS,
+    });
+    agents.push(first);
+    terminate(sandboxes);
+    // Kill it while the burst is being recorded.
+    await first.waitForLog((l) =>
+      first.logs.filter((x) => x.message?.includes(" exited with status ")).length >= 5
+    );
+    await first.stop("SIGKILL");
+    const recordedBefore = first.logs.filter((l) =>
+      l.message?.includes(" exited with status ")
+    ).length;
+    assert(recordedBefore < 50, `killed mid-burst (${recordedBefore} of 50 recorded)`);
+
+    const second = await AgentProcess.start({
+      containerdSocket: containerd.socket,
+      dir,
+      namespace: NS,
+    });
+    agents.push(second);
+    client = second.client();
+    await expectExits(client, sandboxes, 20_000);
+    const exitLines = agents.flatMap((a) => a.logs)
+      .filter((l) => l.message?.includes(" exited with status "));
+    for (const s of sandboxes) {
+      const lines = exitLines.filter((l) => (l.properties as { id?: string })?.id === s.id);
+      assert(lines.length <= 1, `${s.id} recorded ${lines.length} times`);
+    }
+    assertEquals((await client.list()).filter((r) => r.id.startsWith("burst")).length, 50);
+  } finally {
+    client?.close();
+    for (const a of agents) await a.stop();
+    c.close();
+    await containerd.stop();
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
+});
