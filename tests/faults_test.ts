@@ -130,7 +130,7 @@ Deno.test("the agent SIGKILLed in a burst of 50 exits: 50 records, each once, al
     agents.push(first);
     terminate(sandboxes);
     // Kill it while the burst is being recorded.
-    await first.waitForLog((l) =>
+    await first.waitForLog(() =>
       first.logs.filter((x) => x.message?.includes(" exited with status ")).length >= 5
     );
     await first.stop("SIGKILL");
