@@ -358,3 +358,70 @@ Deno.test("a marker publish lost to the subscription race is published again", a
   assert(t.fake.callsOf("publish").length >= 4, "two markers, the first one after two retries");
   assertEquals((await t.controller.get(key("sb"))).state, "SANDBOX_READY");
 });
+
+Deno.test("reap=always: an exit whose delete keeps failing survives an agent restart and is resumed", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "psd-ctl-" });
+  const path = `${dir}/state.kv`;
+  const fake = new FakeContainerd(NS);
+  fake.addContainer("stuck", { emit: false });
+  fake.startTask("stuck", { emit: false });
+  const options = {
+    namespace: NS,
+    filters: FILTERS,
+    reap: "always" as const,
+    resyncIntervalMs: 0,
+    retryBackoff: { initialMs: 5, maxMs: 20 },
+    reconnectBackoff: { initialMs: 5, maxMs: 20 },
+  };
+  try {
+    // First run: every delete fails; the exit stays pending.
+    {
+      const store = await KvSandboxStore.open(path);
+      const controller = new Controller(fake, store, options);
+      const stop = new AbortController();
+      const running = controller.run(stop.signal);
+      await controller.firstOutcome();
+      fake.failNextFor(
+        "deleteTask",
+        "stuck",
+        ...Array(1000).fill(new UnavailableError("ttrpc: closed")),
+      );
+      fake.exitTask("stuck", 137);
+      await eventually("a few failed deletes", () => fake.callsOf("deleteTask").length >= 3);
+      const pending = await store.listPendingExits();
+      assertEquals(pending.map((p) => [p.key.id, p.exit.status]), [["stuck", 137]]);
+      assert(pending[0].attempts >= 2, "failed attempts are counted durably");
+      assertEquals((await store.get(key("stuck")))?.exit, undefined);
+      controller.close();
+      stop.abort();
+      await running;
+      store.close();
+    }
+    // containerd's TaskExit is not re-sent; only the store remembers the exit.
+    const remaining = fake.callsOf("deleteTask").length;
+    // Second run: deletes work again; the pending exit is resumed and recorded.
+    const store = await KvSandboxStore.open(path);
+    const f2 = new FakeContainerd(NS);
+    f2.addContainer("stuck", { emit: false });
+    f2.tasks.set("stuck", { ...fake.tasks.get("stuck")! });
+    const controller = new Controller(f2, store, options);
+    const stop = new AbortController();
+    const running = controller.run(stop.signal);
+    try {
+      const record = await controller.wait(key("stuck"));
+      assertEquals(record.exit.status, 137);
+      assertEquals(record.exit.source, "event", "the original event's exit, not a re-listing");
+      assertEquals(f2.callsOf("deleteTask"), [[NS, "stuck"]]);
+      assertEquals(await store.listPendingExits(), []);
+      assert(remaining >= 3);
+    } finally {
+      controller.close();
+      stop.abort();
+      await running;
+      store.close();
+    }
+  } finally {
+    fake.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
