@@ -5,6 +5,7 @@
  */
 import { StatusError } from "../errors.ts";
 import { type Command, UsageError } from "./command.ts";
+import { configCommand } from "./config.ts";
 import { listCommand } from "./list.ts";
 import { platformCommand } from "./platform.ts";
 import { serveCommand } from "./serve.ts";
@@ -18,6 +19,7 @@ export const COMMANDS: readonly Command[] = [
   statusCommand,
   listCommand,
   platformCommand,
+  configCommand,
   versionCommand,
 ];
 

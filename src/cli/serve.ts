@@ -2,18 +2,34 @@ import { join } from "node:path";
 import { GrpcContainerdClient } from "../containerd/grpc_client.ts";
 import { Controller } from "../controller/controller.ts";
 import { processEnv } from "../config/defaults.ts";
-import {
-  resolveServeConfig,
-  type ServeConfig,
-  serveOptionsHelp,
-  serveParseConfig,
-} from "../config/serve_options.ts";
+import { DEFAULT_CONFIG_FILE, type LoadedServeConfig, loadServeConfig } from "../config/load.ts";
+import { type ServeConfig, serveOptionsHelp, serveParseConfig } from "../config/serve_options.ts";
 import { logger, setupLogging } from "../log.ts";
 import { ApiServer } from "../server/server.ts";
 import { KvSandboxStore, STATE_FILE } from "../store/kv_store.ts";
 import { type Command, parseCommandArgs, UsageError } from "./command.ts";
 
 const log = logger("serve");
+
+/** The configuration for parsed serve flags; bad values are usage errors (exit 2). */
+export async function loadConfig(
+  values: Record<string, string | string[] | boolean | undefined>,
+): Promise<LoadedServeConfig> {
+  try {
+    return await loadServeConfig(values, processEnv);
+  } catch (err) {
+    if (err instanceof RangeError) throw new UsageError(err.message);
+    throw err;
+  }
+}
+
+/** Help text of the configuration sources, shared by serve and config. */
+export const CONFIG_HELP =
+  `Configuration: flags override PODSANDBOXD_<FLAG> environment variables (e.g.
+PODSANDBOXD_RESYNC_INTERVAL=30s), which override the TOML config file (keys are the flag
+names, e.g. resync-interval = "30s"), which overrides the defaults.
+  --config PATH
+      config file (default: ${DEFAULT_CONFIG_FILE}, read when present)`;
 
 /** Time allowed for in-flight calls to finish at shutdown (the whole stop stays under 5 s). */
 const SHUTDOWN_GRACE_MS = 2_000;
@@ -26,6 +42,8 @@ export const serveCommand: Command = {
 Follows containerd's pod sandboxes, records every sandbox exit in a Deno KV store and
 answers wait/status on a unix socket. Stops cleanly on SIGTERM or SIGINT.
 
+${CONFIG_HELP}
+
 Options:
 ${serveOptionsHelp()}
   -h, --help
@@ -33,12 +51,7 @@ ${serveOptionsHelp()}
   async run(args) {
     const parsed = parseCommandArgs(this, args, serveParseConfig(), { min: 0, max: 0 });
     if (!parsed) return 0;
-    let config: ServeConfig;
-    try {
-      config = resolveServeConfig(parsed.values, processEnv).config;
-    } catch (err) {
-      throw new UsageError((err as Error).message);
-    }
+    const { config } = await loadConfig(parsed.values);
     await setupLogging({
       level: config.logLevel,
       json: config.logFormat === "auto" ? undefined : config.logFormat === "json",

@@ -43,7 +43,8 @@ export interface ServeConfig {
   logFormat: LogFormat;
 }
 
-export type ValueSource = "flag" | "default";
+/** Where a value came from, in precedence order: flags > environment > file > defaults. */
+export type ValueSource = "flag" | "env" | "file" | "default";
 
 export interface ResolvedServeConfig {
   config: ServeConfig;
@@ -248,15 +249,16 @@ export function serveParseConfig(): Record<
   string,
   { type: "string" | "boolean"; multiple?: boolean }
 > {
-  return Object.fromEntries(
-    SERVE_OPTIONS.map((o) => [
+  return Object.fromEntries([
+    ["config", { type: "string" as const }],
+    ...SERVE_OPTIONS.map((o) => [
       o.flag,
       "boolean" in o ? { type: "boolean" as const } : {
         type: "string" as const,
         multiple: "multiple" in o,
       },
     ]),
-  );
+  ]);
 }
 
 /** Help lines for the serve flags. */
@@ -268,38 +270,119 @@ export function serveOptionsHelp(): string {
   ).join("\n");
 }
 
-/**
- * Resolves the serve configuration from parsed flags over defaults. Throws RangeError
- * naming the flag, the value and the accepted form.
- */
-export function resolveServeConfig(
-  flags: Record<string, string | string[] | boolean | undefined>,
-  env: Env,
-): ResolvedServeConfig {
-  const config: Record<string, unknown> = {};
-  const sources: Record<string, ValueSource> = {};
-  for (const option of SERVE_OPTIONS as readonly OptionDef[]) {
-    const given = flags[option.flag];
-    if (option.boolean && given === true) {
-      config[option.key] = true;
-      sources[option.key] = "flag";
-      continue;
-    }
-    if (given === undefined || typeof given === "boolean") {
-      config[option.key] = option.default(env);
-      sources[option.key] = "default";
-      continue;
-    }
-    const texts = Array.isArray(given) ? given : [given];
+/** The layers a configuration is resolved from. */
+export interface ConfigLayers {
+  /** Parsed command-line flags (node:util parseArgs values). */
+  flags: Record<string, string | string[] | boolean | undefined>;
+  /** Environment: PODSANDBOXD_<FLAG> (upper case, "-" → "_"). */
+  env: Env;
+  /** The parsed config file, if any. */
+  file?: { path: string; values: Record<string, unknown> };
+}
+
+/** The environment variable of an option ("resync-interval" → PODSANDBOXD_RESYNC_INTERVAL). */
+export function envName(flag: string): string {
+  return `PODSANDBOXD_${flag.toUpperCase().replaceAll("-", "_")}`;
+}
+
+const BOOLEAN_TEXT: Record<string, boolean> = { true: true, "1": true, false: false, "0": false };
+
+/** One option's value from one layer, or undefined when the layer does not set it. */
+function fromLayer(
+  option: OptionDef,
+  source: Exclude<ValueSource, "default">,
+  layers: ConfigLayers,
+): unknown {
+  const parseAll = (texts: string[], where: string): unknown => {
     const parsed = texts.map((text) => {
       try {
         return option.parse(text);
       } catch (err) {
-        throw new RangeError(`--${option.flag}: ${err instanceof Error ? err.message : err}`);
+        throw new RangeError(`${where}: ${err instanceof Error ? err.message : err}`);
       }
     });
-    config[option.key] = option.multiple ? parsed : parsed[parsed.length - 1];
-    sources[option.key] = "flag";
+    return option.multiple ? parsed : parsed[parsed.length - 1];
+  };
+  switch (source) {
+    case "flag": {
+      const given = layers.flags[option.flag];
+      if (option.boolean) return given === true ? true : undefined;
+      if (given === undefined || typeof given === "boolean") return undefined;
+      return parseAll(Array.isArray(given) ? given : [given], `--${option.flag}`);
+    }
+    case "env": {
+      const name = envName(option.flag);
+      const text = layers.env(name);
+      if (text === undefined || text === "") return undefined;
+      if (option.boolean) {
+        const value = BOOLEAN_TEXT[text.toLowerCase()];
+        if (value === undefined) {
+          throw new RangeError(
+            `${name}: invalid value ${JSON.stringify(text)}; accepted: true, false`,
+          );
+        }
+        return value;
+      }
+      return parseAll([text], name);
+    }
+    case "file": {
+      const file = layers.file;
+      if (!file || !(option.flag in file.values)) return undefined;
+      const value = file.values[option.flag];
+      const where = `config file ${file.path}: key ${JSON.stringify(option.flag)}`;
+      if (option.boolean) {
+        if (typeof value !== "boolean") {
+          throw new RangeError(
+            `${where}: invalid value ${JSON.stringify(value)}; accepted: true, false`,
+          );
+        }
+        return value;
+      }
+      const texts = Array.isArray(value) && option.multiple ? value : [value];
+      if (!texts.every((t) => typeof t === "string")) {
+        throw new RangeError(
+          `${where}: invalid value ${JSON.stringify(value)}; accepted: ${
+            option.multiple ? "a string or an array of strings" : "a string"
+          } (${option.arg})`,
+        );
+      }
+      return parseAll(texts as string[], where);
+    }
+  }
+}
+
+/**
+ * Resolves the serve configuration: flags over environment over the config file over
+ * defaults, in this one place. Throws RangeError naming the flag/variable/key, the bad
+ * value and the accepted form; unknown config file keys are errors too.
+ */
+export function resolveServeConfig(layers: ConfigLayers): ResolvedServeConfig {
+  const options = SERVE_OPTIONS as readonly OptionDef[];
+  if (layers.file) {
+    const known = new Set(options.map((o) => o.flag));
+    for (const key of Object.keys(layers.file.values)) {
+      if (!known.has(key)) {
+        throw new RangeError(
+          `config file ${layers.file.path}: unknown key ${JSON.stringify(key)}; accepted keys: ${
+            [...known].join(", ")
+          }`,
+        );
+      }
+    }
+  }
+  const config: Record<string, unknown> = {};
+  const sources: Record<string, ValueSource> = {};
+  for (const option of options) {
+    config[option.key] = option.default(layers.env);
+    sources[option.key] = "default";
+    for (const source of ["flag", "env", "file"] as const) {
+      const value = fromLayer(option, source, layers);
+      if (value !== undefined) {
+        config[option.key] = value;
+        sources[option.key] = source;
+        break;
+      }
+    }
   }
   checkConsistency(config as unknown as ServeConfig);
   return {

@@ -16,7 +16,7 @@ const ENV: Env = (name) =>
   ];
 
 Deno.test("without flags every option has its default, with source 'default'", () => {
-  const { config, sources } = resolveServeConfig({}, ENV);
+  const { config, sources } = resolveServeConfig({ flags: {}, env: ENV });
   assertEquals(config, {
     address: "/run/containerd/containerd.sock",
     namespace: "k8s.io",
@@ -37,19 +37,22 @@ Deno.test("without flags every option has its default, with source 'default'", (
 
 Deno.test("every flag parses, and its source becomes 'flag'", () => {
   const { config, sources } = resolveServeConfig({
-    address: "unix:///var/run/ctrd.sock",
-    namespace: "moby",
-    filter: ["labels.role==pod", 'id=="x"'],
-    state: "/data/state",
-    socket: "/tmp/agent.sock",
-    reap: "always",
-    "reap-cri-sandboxes": true,
-    "resync-interval": "1m30s",
-    events: "poll",
-    "poll-interval": "250ms",
-    "log-level": "debug",
-    "log-format": "json",
-  }, ENV);
+    flags: {
+      address: "unix:///var/run/ctrd.sock",
+      namespace: "moby",
+      filter: ["labels.role==pod", 'id=="x"'],
+      state: "/data/state",
+      socket: "/tmp/agent.sock",
+      reap: "always",
+      "reap-cri-sandboxes": true,
+      "resync-interval": "1m30s",
+      events: "poll",
+      "poll-interval": "250ms",
+      "log-level": "debug",
+      "log-format": "json",
+    },
+    env: ENV,
+  });
   assertEquals(config, {
     address: "/var/run/ctrd.sock",
     namespace: "moby",
@@ -68,10 +71,10 @@ Deno.test("every flag parses, and its source becomes 'flag'", () => {
 });
 
 Deno.test("a plain absolute address and a resync interval of 0 are accepted", () => {
-  const { config, sources } = resolveServeConfig(
-    { address: "/run/k3s/containerd/containerd.sock", "resync-interval": "0" },
-    ENV,
-  );
+  const { config, sources } = resolveServeConfig({
+    flags: { address: "/run/k3s/containerd/containerd.sock", "resync-interval": "0" },
+    env: ENV,
+  });
   assertEquals(config.address, "/run/k3s/containerd/containerd.sock");
   assertEquals(config.resyncInterval, 0);
   assertEquals(sources.resyncInterval, "flag");
@@ -79,34 +82,49 @@ Deno.test("a plain absolute address and a resync interval of 0 are accepted", ()
 });
 
 Deno.test("--filter repeated gives the list in order; one --filter replaces the default", () => {
-  assertEquals(resolveServeConfig({ filter: ["a==1", "b==2", "c==3"] }, ENV).config.filters, [
-    "a==1",
-    "b==2",
-    "c==3",
+  assertEquals(
+    resolveServeConfig({ flags: { filter: ["a==1", "b==2", "c==3"] }, env: ENV }).config.filters,
+    [
+      "a==1",
+      "b==2",
+      "c==3",
+    ],
+  );
+  assertEquals(resolveServeConfig({ flags: { filter: "only==1" }, env: ENV }).config.filters, [
+    "only==1",
   ]);
-  assertEquals(resolveServeConfig({ filter: "only==1" }, ENV).config.filters, ["only==1"]);
   assertEquals(serveParseConfig().filter, { type: "string", multiple: true });
   assertEquals(serveParseConfig().namespace, { type: "string", multiple: false });
   assertEquals(serveParseConfig()["reap-cri-sandboxes"], { type: "boolean" });
 });
 
 Deno.test("--reap=always on CRI-selected sandboxes needs --reap-cri-sandboxes", () => {
-  const err = assertThrows(() => resolveServeConfig({ reap: "always" }, ENV), RangeError);
+  const err = assertThrows(
+    () => resolveServeConfig({ flags: { reap: "always" }, env: ENV }),
+    RangeError,
+  );
   assert(err.message.startsWith("--reap: "), err.message);
   assert(err.message.includes("--reap-cri-sandboxes"), err.message);
-  const allowed = resolveServeConfig({ reap: "always", "reap-cri-sandboxes": true }, ENV);
+  const allowed = resolveServeConfig({
+    flags: { reap: "always", "reap-cri-sandboxes": true },
+    env: ENV,
+  });
   assertEquals(allowed.config.reap, "always");
   assertEquals(allowed.config.reapCriSandboxes, true);
   assertEquals(allowed.sources.reapCriSandboxes, "flag");
   // A filter that does not select the CRI's sandboxes needs no override.
   assertEquals(
-    resolveServeConfig({ reap: "always", filter: "labels.owner==me" }, ENV).config.reap,
+    resolveServeConfig({ flags: { reap: "always", filter: "labels.owner==me" }, env: ENV }).config
+      .reap,
     "always",
   );
 });
 
 Deno.test("a single-valued flag given twice keeps the last value", () => {
-  assertEquals(resolveServeConfig({ namespace: ["a", "b"] }, ENV).config.namespace, "b");
+  assertEquals(
+    resolveServeConfig({ flags: { namespace: ["a", "b"] }, env: ENV }).config.namespace,
+    "b",
+  );
 });
 
 Deno.test("a bad value of every option is a RangeError naming the flag, the value and the form", () => {
@@ -132,7 +150,10 @@ Deno.test("a bad value of every option is a RangeError naming the flag, the valu
   const covered = new Set<string>();
   for (const [flag, value, form] of cases) {
     covered.add(flag);
-    const err = assertThrows(() => resolveServeConfig({ [flag]: value }, ENV), RangeError);
+    const err = assertThrows(
+      () => resolveServeConfig({ flags: { [flag]: value }, env: ENV }),
+      RangeError,
+    );
     assert(err.message.startsWith(`--${flag}: `), `names --${flag}: ${err.message}`);
     assert(err.message.includes(JSON.stringify(value)), `names ${value}: ${err.message}`);
     assert(form.test(err.message), `gives the accepted form ${form}: ${err.message}`);
@@ -143,14 +164,75 @@ Deno.test("a bad value of every option is a RangeError naming the flag, the valu
 
 Deno.test("one bad value among repeated --filter flags fails the whole option", () => {
   const err = assertThrows(
-    () => resolveServeConfig({ filter: ["a==1", ""] }, ENV),
+    () => resolveServeConfig({ flags: { filter: ["a==1", ""] }, env: ENV }),
     RangeError,
   );
   assert(err.message.startsWith("--filter: "), err.message);
 });
 
 Deno.test("a boolean (a string flag given without a value by a lax parser) keeps the default", () => {
-  const { config, sources } = resolveServeConfig({ reap: true }, ENV);
+  const { config, sources } = resolveServeConfig({ flags: { reap: true }, env: ENV });
   assertEquals(config.reap, "never");
   assertEquals(sources.reap, "default");
+});
+
+Deno.test("precedence: flags over PODSANDBOXD_* environment over the config file over defaults", () => {
+  const env = (name: string) =>
+    ({
+      PODSANDBOXD_NAMESPACE: "from-env",
+      PODSANDBOXD_REAP: "always",
+      PODSANDBOXD_REAP_CRI_SANDBOXES: "true",
+    })[name];
+  const { config, sources } = resolveServeConfig({
+    flags: { namespace: "from-flag" },
+    env,
+    file: {
+      path: "/etc/podsandboxd/config.toml",
+      values: {
+        namespace: "from-file",
+        reap: "never",
+        "resync-interval": "5m",
+        filter: "labels.a==b",
+      },
+    },
+  });
+  assertEquals([config.namespace, sources.namespace], ["from-flag", "flag"]);
+  assertEquals([config.reap, sources.reap], ["always", "env"]);
+  assertEquals([config.reapCriSandboxes, sources.reapCriSandboxes], [true, "env"]);
+  assertEquals([config.resyncInterval, sources.resyncInterval], [300_000, "file"]);
+  assertEquals([config.filters, sources.filters], [["labels.a==b"], "file"]);
+  assertEquals(sources.address, "default");
+});
+
+Deno.test("config file and environment errors name the key or variable, the value and the accepted form", () => {
+  const file = (values: Record<string, unknown>) => ({ path: "/x/config.toml", values });
+  const cases: Array<[Parameters<typeof resolveServeConfig>[0], RegExp]> = [
+    [
+      { flags: {}, env: ENV, file: file({ color: "blue" }) },
+      /config file \/x\/config.toml: unknown key "color"; accepted keys: address, /,
+    ],
+    [
+      { flags: {}, env: ENV, file: file({ reap: 1 }) },
+      /key "reap": invalid value 1; accepted: a string \(never\|always\)/,
+    ],
+    [
+      { flags: {}, env: ENV, file: file({ "reap-cri-sandboxes": "yes" }) },
+      /key "reap-cri-sandboxes": invalid value "yes"; accepted: true, false/,
+    ],
+    [
+      { flags: {}, env: ENV, file: file({ "poll-interval": "1" }) },
+      /key "poll-interval": invalid duration "1"/,
+    ],
+    [
+      { flags: {}, env: (n) => (n === "PODSANDBOXD_EVENTS" ? "webhook" : undefined) },
+      /PODSANDBOXD_EVENTS: invalid value "webhook"; accepted: stream, poll/,
+    ],
+    [
+      { flags: {}, env: (n) => (n === "PODSANDBOXD_REAP_CRI_SANDBOXES" ? "maybe" : undefined) },
+      /PODSANDBOXD_REAP_CRI_SANDBOXES: invalid value "maybe"; accepted: true, false/,
+    ],
+  ];
+  for (const [layers, pattern] of cases) {
+    assertThrows(() => resolveServeConfig(layers), RangeError, pattern);
+  }
 });
