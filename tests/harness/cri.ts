@@ -1,0 +1,296 @@
+/**
+ * Kubelet-style pods for tests: a private containerd with its CRI plugin configured for
+ * this machine (no cgroups, no AppArmor, no CNI: pods use the node's network, pid and
+ * ipc namespaces), the pause image in namespace k8s.io, and a minimal CRI client over
+ * the project's own `runtime.v1` subset, on containerd's main gRPC socket.
+ *
+ * ```ts
+ * const node = await CriNode.start();
+ * try {
+ *   const pod = await node.cri.runPod("web");
+ *   // pod.id is the sandbox container's id in containerd namespace k8s.io
+ * } finally {
+ *   await node.stop(); // removes every pod, stops containerd, cleans up
+ * }
+ * ```
+ *
+ * @module
+ */
+import { join } from "node:path";
+import * as grpc from "@grpc/grpc-js";
+import {
+  NamespaceMode,
+  type PodSandbox,
+  type PodSandboxFilter,
+  PodSandboxState,
+  type PodSandboxStatusResponse,
+  RuntimeServiceService,
+  type VersionResponse,
+} from "../../src/gen/cri/runtime/v1/api.ts";
+import { GrpcContainerdClient } from "../../src/containerd/grpc_client.ts";
+import { grpcTarget, unaryCall } from "../../src/grpc/call.ts";
+import { type ContainerdOptions, PrivateContainerd } from "./containerd.ts";
+import { importImages } from "./containers.ts";
+import { PAUSE_IMAGE } from "./image.ts";
+
+export { NamespaceMode, PodSandboxState };
+
+/** The containerd namespace the CRI plugin keeps its containers in. */
+export const CRI_NAMESPACE = "k8s.io";
+
+/** @default 30_000 — deadline of each CRI call (RunPodSandbox takes ~55 ms unloaded). */
+export const DEFAULT_CRI_TIMEOUT_MS = 30_000;
+
+/** The CRI plugin's section of containerd's config, for this machine. */
+export function criConfig(cni: { confDir: string; binDir: string }): string {
+  return [
+    `[plugins."io.containerd.grpc.v1.cri"]`,
+    // Root in a container-less cgroup/AppArmor setup: let runc skip both.
+    `  disable_cgroup = true`,
+    `  disable_apparmor = true`,
+    `  restrict_oom_score_adj = true`,
+    // No TCP listener and an ephemeral streaming port: several instances may run at once.
+    `  disable_tcp_service = true`,
+    `  stream_server_address = "127.0.0.1"`,
+    `  stream_server_port = "0"`,
+    // The CRI normalises the name: it must be the docker.io/… form the image is stored under.
+    `  sandbox_image = "${PAUSE_IMAGE}"`,
+    `  [plugins."io.containerd.grpc.v1.cri".cni]`,
+    // Empty: pods use the node's network namespace, so no CNI plugin is ever called.
+    `    conf_dir = "${cni.confDir}"`,
+    `    bin_dir = "${cni.binDir}"`,
+  ].join("\n");
+}
+
+/** A pod as created by `CriClient.runPod`. */
+export interface CriPod {
+  /** The pod sandbox id (= the sandbox container's id in namespace k8s.io). */
+  id: string;
+  name: string;
+  namespace: string;
+  uid: string;
+  attempt: number;
+}
+
+export interface RunPodOptions {
+  /** Kubernetes namespace of the pod. @default "psd-test" */
+  namespace?: string;
+  labels?: Record<string, string>;
+  annotations?: Record<string, string>;
+  /** Host directory for the pod's logs. @default none */
+  logDirectory?: string;
+}
+
+/**
+ * The kubelet's pod sandbox calls, one method each, with a deadline on every call.
+ * Failures reject with the typed errors of src/errors.ts (e.g. NotFoundError).
+ */
+export class CriClient {
+  readonly #client: grpc.Client;
+  readonly #timeoutMs: number;
+
+  constructor(socket: string, options: { timeoutMs?: number } = {}) {
+    this.#timeoutMs = options.timeoutMs ?? DEFAULT_CRI_TIMEOUT_MS;
+    this.#client = new grpc.Client(grpcTarget(socket), grpc.credentials.createInsecure());
+  }
+
+  #options(what: string) {
+    return { what: `CRI ${what}`, timeoutMs: this.#timeoutMs };
+  }
+
+  version(): Promise<VersionResponse> {
+    return unaryCall(
+      this.#client,
+      RuntimeServiceService.version,
+      { version: "v1" },
+      this.#options("Version"),
+    );
+  }
+
+  /**
+   * RunPodSandbox as a kubelet would for a hostNetwork/hostPID/hostIPC pod. The pod's
+   * name is `name` plus a random suffix and its uid is random, so runs never collide.
+   */
+  async runPod(name: string, options: RunPodOptions = {}): Promise<CriPod> {
+    const pod = {
+      name: `${name}-${crypto.randomUUID().slice(0, 8)}`,
+      namespace: options.namespace ?? "psd-test",
+      uid: crypto.randomUUID(),
+      attempt: 0,
+    };
+    const res = await unaryCall(this.#client, RuntimeServiceService.runPodSandbox, {
+      config: {
+        metadata: pod,
+        // Empty is allowed with the node's network namespace (the node's hostname is used).
+        hostname: "",
+        logDirectory: options.logDirectory ?? "",
+        labels: options.labels ?? {},
+        annotations: options.annotations ?? {},
+        linux: {
+          cgroupParent: "",
+          securityContext: {
+            namespaceOptions: {
+              network: NamespaceMode.NODE,
+              pid: NamespaceMode.NODE,
+              ipc: NamespaceMode.NODE,
+              targetId: "",
+            },
+            privileged: false,
+          },
+        },
+      },
+      runtimeHandler: "",
+    }, this.#options(`RunPodSandbox ${pod.namespace}/${pod.name}`));
+    return { id: res.podSandboxId, ...pod };
+  }
+
+  /** `count` pods named `name-0`…, at most `concurrency` RunPodSandbox calls at a time. */
+  async runPods(
+    name: string,
+    count: number,
+    options: RunPodOptions & { concurrency?: number } = {},
+  ): Promise<CriPod[]> {
+    const pods: CriPod[] = [];
+    let next = 0;
+    const worker = async () => {
+      while (next < count) {
+        const i = next++;
+        pods[i] = await this.runPod(`${name}-${i}`, options);
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(options.concurrency ?? 4, count) }, worker));
+    return pods;
+  }
+
+  async stopPod(id: string): Promise<void> {
+    await unaryCall(
+      this.#client,
+      RuntimeServiceService.stopPodSandbox,
+      { podSandboxId: id },
+      this.#options(`StopPodSandbox ${id}`),
+    );
+  }
+
+  async removePod(id: string): Promise<void> {
+    await unaryCall(
+      this.#client,
+      RuntimeServiceService.removePodSandbox,
+      { podSandboxId: id },
+      this.#options(`RemovePodSandbox ${id}`),
+    );
+  }
+
+  /** PodSandboxStatus; `verbose` adds containerd's `info` JSON (with the sandbox's pid). */
+  podStatus(id: string, options: { verbose?: boolean } = {}): Promise<PodSandboxStatusResponse> {
+    return unaryCall(
+      this.#client,
+      RuntimeServiceService.podSandboxStatus,
+      { podSandboxId: id, verbose: options.verbose ?? false },
+      this.#options(`PodSandboxStatus ${id}`),
+    );
+  }
+
+  /** The pod's state in the CRI's own view. */
+  async podState(id: string): Promise<PodSandboxState> {
+    const res = await this.podStatus(id);
+    if (!res.status) throw new TypeError(`CRI PodSandboxStatus ${id}: no status in the response`);
+    return res.status.state;
+  }
+
+  /** The sandbox process's pid, from containerd's verbose `info` (0 once it exited). */
+  async podPid(id: string): Promise<number> {
+    const res = await this.podStatus(id, { verbose: true });
+    const info = res.info["info"];
+    if (!info) throw new TypeError(`CRI PodSandboxStatus ${id}: no "info" in the verbose response`);
+    return Number(JSON.parse(info).pid ?? 0);
+  }
+
+  async listPods(filter?: Partial<PodSandboxFilter>): Promise<PodSandbox[]> {
+    const res = await unaryCall(
+      this.#client,
+      RuntimeServiceService.listPodSandbox,
+      { filter: filter && { id: "", state: undefined, labelSelector: {}, ...filter } },
+      this.#options("ListPodSandbox"),
+    );
+    return res.items;
+  }
+
+  /** Stops and removes every pod the CRI knows (StopPodSandbox before Remove, as the kubelet does). */
+  async removeAllPods(): Promise<void> {
+    const pods = await this.listPods();
+    await Promise.all(pods.map(async (p) => {
+      await this.stopPod(p.id);
+      await this.removePod(p.id);
+    }));
+  }
+
+  close(): void {
+    this.#client.close();
+  }
+}
+
+/**
+ * A private containerd with the CRI plugin, the pause image imported into k8s.io, a
+ * CRI client and a containerd client (namespace k8s.io calls) on its socket.
+ */
+export class CriNode {
+  readonly cri: CriClient;
+  readonly client: GrpcContainerdClient;
+
+  private constructor(readonly containerd: PrivateContainerd, readonly cniDir: string) {
+    this.cri = new CriClient(containerd.socket);
+    this.client = new GrpcContainerdClient({ address: containerd.socket });
+  }
+
+  /** Starts containerd with the CRI plugin and imports the pause image; `extraConfig` is appended. */
+  static async start(options: Pick<ContainerdOptions, "extraConfig"> = {}): Promise<CriNode> {
+    const cniDir = await Deno.makeTempDir({ prefix: "psd-cni-" });
+    const confDir = join(cniDir, "conf");
+    const binDir = join(cniDir, "bin");
+    await Deno.mkdir(confDir);
+    await Deno.mkdir(binDir);
+    let containerd: PrivateContainerd | undefined;
+    let node: CriNode | undefined;
+    try {
+      containerd = await PrivateContainerd.start({
+        cri: true,
+        extraConfig: [criConfig({ confDir, binDir }), options.extraConfig ?? ""].join("\n"),
+      });
+      await importImages(containerd, CRI_NAMESPACE);
+      node = new CriNode(containerd, cniDir);
+      // The CRI serves on the main socket once its plugin is up: prove it answers.
+      await node.cri.version();
+      return node;
+    } catch (err) {
+      node?.cri.close();
+      node?.client.close();
+      await containerd?.stop();
+      await Deno.remove(cniDir, { recursive: true }).catch(() => {});
+      throw err;
+    }
+  }
+
+  get socket(): string {
+    return this.containerd.socket;
+  }
+
+  /** containerd's view of a pod's sandbox task (NotFoundError once the CRI deleted it). */
+  task(id: string) {
+    return this.client.getTask(CRI_NAMESPACE, id);
+  }
+
+  /** Removes every pod through the CRI, then stops containerd (PrivateContainerd.stop cleans up the rest). */
+  async stop(): Promise<void> {
+    try {
+      await this.cri.removeAllPods();
+    } catch (err) {
+      // containerd's own clean-up below still removes tasks and containers.
+      console.error(`CRI clean-up failed: ${err}`);
+    } finally {
+      this.cri.close();
+      this.client.close();
+      await this.containerd.stop();
+      await Deno.remove(this.cniDir, { recursive: true }).catch(() => {});
+    }
+  }
+}
