@@ -246,8 +246,10 @@ Deno.test("podsandboxd beside containerd's CRI: kubelet-style pods", async (t) =
           // The agent only reads (an event subscription, a KV write per exit), so the
           // CRI's path (TaskExit → its own task delete → NOTREADY) is unchanged; all the
           // agent can add is CPU contention on this 2-core machine. 3x + 100 ms absorbs
-          // that scheduling noise and still catches what we guard against: a second
-          // actor on the task (a racing delete) kept a pod READY for > 400 ms.
+          // that scheduling noise (single samples reach ~150–280 ms when other test runs
+          // share the machine) and still catches an agent that stalls the CRI or
+          // containerd. It does not replace the no-Delete/Kill check below: a racing
+          // reaper (--reap=always on these pods) measured 31–50 ms here, as fast as none.
           assert(
             watched <= 3 * bare + 100,
             `with the agent ${ms(watched)} > 3 × ${ms(bare)} + 100 ms without it`,
