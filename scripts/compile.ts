@@ -41,6 +41,33 @@ if (denortBin !== undefined) {
   }
 }
 
+// Stamp the commit into the binary; the source file is restored whatever happens.
+const buildInfo = new URL("../src/build_info.ts", import.meta.url);
+const original = await Deno.readTextFile(buildInfo);
+const git = await new Deno.Command("git", {
+  args: ["-C", root, "rev-parse", "HEAD"],
+  stdout: "piped",
+  stderr: "null",
+})
+  .output().catch(() => undefined);
+const commit = git?.success ? new TextDecoder().decode(git.stdout).trim() : undefined;
+const dirty = commit
+  ? (await new Deno.Command("git", { args: ["-C", root, "status", "--porcelain"], stdout: "piped" })
+    .output())
+    .stdout.length > 0
+  : false;
+const stamped = original.replace(
+  /export const BUILD_INFO: \{[^}]*\} = \{[^;]*\};/,
+  `export const BUILD_INFO: { commit?: string; builtAt?: string } = ${
+    JSON.stringify({
+      commit: commit ? `${commit}${dirty ? "-dirty" : ""}` : undefined,
+      builtAt: new Date().toISOString(),
+    })
+  };`,
+);
+if (stamped === original) fail(`cannot find BUILD_INFO in ${buildInfo.pathname} to stamp`);
+await Deno.writeTextFile(buildInfo, stamped);
+
 const args = [
   "compile",
   "--config",
@@ -50,11 +77,16 @@ const args = [
   values.output!,
   `${root}main.ts`,
 ];
-const out = await new Deno.Command(Deno.execPath(), {
-  args,
-  stdout: "inherit",
-  stderr: "piped",
-}).output();
+let out: Deno.CommandOutput;
+try {
+  out = await new Deno.Command(Deno.execPath(), {
+    args,
+    stdout: "inherit",
+    stderr: "piped",
+  }).output();
+} finally {
+  await Deno.writeTextFile(buildInfo, original);
+}
 const stderr = new TextDecoder().decode(out.stderr);
 if (!out.success) {
   if (/denort|dl\.deno\.land|error sending request/i.test(stderr) && denortBin === undefined) {

@@ -10,11 +10,12 @@ for bin in containerd ctr runc containerd-shim-runc-v2; do
   command -v "$bin" >/dev/null 2>&1 || missing+=("$bin")
 done
 [ -x /bin/busybox ] || missing+=(busybox-static)
+command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
 if [ ${#missing[@]} -gt 0 ]; then
-  install="apt-get update && apt-get install -y containerd runc busybox-static"
+  install="apt-get update && apt-get install -y containerd runc busybox-static systemd"
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "test: installing ${missing[*]} ($install)" >&2
-    DEBIAN_FRONTEND=noninteractive sh -c "apt-get update -qq && apt-get install -y -qq containerd runc busybox-static" >&2
+    DEBIAN_FRONTEND=noninteractive sh -c "apt-get update -qq && apt-get install -y -qq containerd runc busybox-static systemd" >&2
   else
     echo "test: missing ${missing[*]}; run as root: $install" >&2
     exit 1

@@ -396,5 +396,10 @@ function stubService(): SandboxService {
     list: fail,
     wait: fail,
     platform: () => ({ os: "linux", architecture: "amd64", variant: "" }),
+    // deno-lint-ignore require-yield
+    async *watch() {
+      throw new UnavailableError("stub");
+    },
+    onStatusChange: () => () => {},
   };
 }

@@ -7,15 +7,21 @@ import * as grpc from "@grpc/grpc-js";
 import { UnavailableError } from "../errors.ts";
 import { ControllerService } from "../gen/containerd/services/sandbox/v1/sandbox.ts";
 import {
+  HealthCheckResponse_ServingStatus as Serving,
+  HealthService,
+} from "../gen/grpc/health/v1/health.ts";
+import {
   type AgentStatus,
   type Sandbox,
   SandboxesService,
   SandboxState,
+  type WatchEvent,
 } from "../gen/podsandboxd/v1/podsandboxd.ts";
 import {
   type GrpcCallOptions,
   grpcTarget,
   type MethodDefinition,
+  serverStreamCall,
   unaryCall,
 } from "../grpc/call.ts";
 import type { Platform } from "../platform.ts";
@@ -135,6 +141,30 @@ export class AgentClient {
       architecture: res.platform?.architecture ?? "",
       variant: res.platform?.variant ?? "",
     };
+  }
+
+  /** grpc.health.v1 Check of the whole agent. */
+  async health(): Promise<"SERVING" | "NOT_SERVING" | "UNKNOWN"> {
+    const res = await this.#call(
+      HealthService.check,
+      { service: "" },
+      this.#options("health check", DEFAULT_CLIENT_TIMEOUT_MS),
+    );
+    return res.status === Serving.SERVING
+      ? "SERVING"
+      : res.status === Serving.NOT_SERVING
+      ? "NOT_SERVING"
+      : "UNKNOWN";
+  }
+
+  /** Record changes (after a snapshot when asked) until `signal` aborts. */
+  watch(
+    options: { snapshot?: boolean; signal?: AbortSignal } = {},
+  ): AsyncIterable<WatchEvent> {
+    return serverStreamCall(this.#client, SandboxesService.watch, {
+      namespace: "",
+      snapshot: options.snapshot ?? false,
+    }, this.#options("watch", undefined, options.signal));
   }
 
   close(): void {

@@ -1,14 +1,16 @@
 import { formatDuration } from "../config/duration.ts";
+import { describeAddress, type MetricsAddress } from "../metrics/server.ts";
 import { SERVE_OPTIONS, serveParseConfig } from "../config/serve_options.ts";
 import { type Command, parseCommandArgs } from "./command.ts";
 import { printJson } from "./output.ts";
 import { CONFIG_HELP, loadConfig } from "./serve.ts";
 
-const DURATION_KEYS = new Set(["resyncInterval", "pollInterval"]);
+const DURATION_KEYS = new Set(["resyncInterval", "pollInterval", "retention"]);
 
-/** A value as it would be written in the TOML config file. */
+/** A value as it would be written in the TOML config file (a comment when unset). */
 function tomlValue(key: string, value: unknown): string {
   if (DURATION_KEYS.has(key)) return JSON.stringify(formatDuration(value as number));
+  if (key === "metricsAddress") return JSON.stringify(describeAddress(value as MetricsAddress));
   return JSON.stringify(value);
 }
 
@@ -47,7 +49,12 @@ ${CONFIG_HELP}
     }
     console.log(`# podsandboxd serve configuration (config file: ${file ?? "none"})`);
     for (const o of SERVE_OPTIONS) {
-      console.log(`${o.flag} = ${tomlValue(o.key, config[o.key])}  # ${sources[o.key]}`);
+      const value = config[o.key];
+      console.log(
+        value === undefined
+          ? `# ${o.flag}: off  # ${sources[o.key]}`
+          : `${o.flag} = ${tomlValue(o.key, value)}  # ${sources[o.key]}`,
+      );
     }
     return 0;
   },

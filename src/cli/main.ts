@@ -6,6 +6,8 @@
 import { StatusError } from "../errors.ts";
 import { type Command, UsageError } from "./command.ts";
 import { configCommand } from "./config.ts";
+import { healthCommand } from "./health.ts";
+import { watchCommand } from "./watch.ts";
 import { listCommand } from "./list.ts";
 import { platformCommand } from "./platform.ts";
 import { serveCommand } from "./serve.ts";
@@ -18,6 +20,8 @@ export const COMMANDS: readonly Command[] = [
   waitCommand,
   statusCommand,
   listCommand,
+  watchCommand,
+  healthCommand,
   platformCommand,
   configCommand,
   versionCommand,

@@ -5,6 +5,8 @@ import { processEnv } from "../config/defaults.ts";
 import { DEFAULT_CONFIG_FILE, type LoadedServeConfig, loadServeConfig } from "../config/load.ts";
 import { type ServeConfig, serveOptionsHelp, serveParseConfig } from "../config/serve_options.ts";
 import { logger, setupLogging } from "../log.ts";
+import { AgentMetrics } from "../metrics/agent_metrics.ts";
+import { describeAddress, serveMetrics } from "../metrics/server.ts";
 import { ApiServer } from "../server/server.ts";
 import { KvSandboxStore, STATE_FILE } from "../store/kv_store.ts";
 import { type Command, parseCommandArgs, UsageError } from "./command.ts";
@@ -72,8 +74,14 @@ export async function serve(config: ServeConfig): Promise<number> {
   Deno.addSignalListener("SIGINT", onSignal);
 
   await Deno.mkdir(config.state, { recursive: true, mode: 0o700 });
-  const store = await KvSandboxStore.open(join(config.state, STATE_FILE));
-  const client = new GrpcContainerdClient({ address: config.address });
+  const metrics = new AgentMetrics();
+  const store = await KvSandboxStore.open(join(config.state, STATE_FILE), {
+    onCommit: (seconds) => metrics.storeCommit.observe(seconds),
+  });
+  const client = new GrpcContainerdClient({
+    address: config.address,
+    onCall: (method) => metrics.containerdCalls.inc({ method }),
+  });
   const controller = new Controller(client, store, {
     namespace: config.namespace,
     filters: config.filters,
@@ -81,8 +89,12 @@ export async function serve(config: ServeConfig): Promise<number> {
     events: config.events,
     resyncIntervalMs: config.resyncInterval,
     pollIntervalMs: config.pollInterval,
+    retentionMs: config.retention,
+    observer: metrics.controllerObserver(),
   });
+  metrics.bind(controller);
   let server: ApiServer | undefined;
+  let metricsServer: Deno.HttpServer | undefined;
   try {
     const running = controller.run(stop.signal);
     // Serve once the first session synced — or failed: then the store still answers.
@@ -90,6 +102,10 @@ export async function serve(config: ServeConfig): Promise<number> {
       stop.signal.addEventListener("abort", () => resolve())
     );
     await Promise.race([controller.firstOutcome(), aborted]);
+    if (!stop.signal.aborted && config.metricsAddress) {
+      metricsServer = serveMetrics(config.metricsAddress, metrics.registry);
+      log.info("metrics on {address}", { address: describeAddress(config.metricsAddress) });
+    }
     if (!stop.signal.aborted) {
       server = await ApiServer.start({ socketPath: config.socket, service: controller });
       log.info(
@@ -107,6 +123,7 @@ export async function serve(config: ServeConfig): Promise<number> {
     // Waiters get UNAVAILABLE "shutting down" before the server stops taking calls.
     controller.close();
     await server?.close(SHUTDOWN_GRACE_MS);
+    await metricsServer?.shutdown();
     await running;
     return 0;
   } finally {

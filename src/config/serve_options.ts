@@ -21,6 +21,7 @@ import {
 } from "./defaults.ts";
 import { formatDuration, parseDuration } from "./duration.ts";
 import { MAX_IDENTIFIER_LENGTH } from "../ids.ts";
+import { type MetricsAddress, parseMetricsAddress } from "../metrics/server.ts";
 
 export const LOG_FORMATS = ["auto", "json", "text"] as const;
 export type LogFormat = typeof LOG_FORMATS[number];
@@ -41,6 +42,10 @@ export interface ServeConfig {
   pollInterval: number;
   logLevel: LogLevel;
   logFormat: LogFormat;
+  /** Where to serve Prometheus metrics; undefined = off. */
+  metricsAddress?: MetricsAddress;
+  /** Milliseconds records of removed sandboxes are kept; 0 = forever. */
+  retention: number;
 }
 
 /** Where a value came from, in precedence order: flags > environment > file > defaults. */
@@ -223,6 +228,27 @@ export const SERVE_OPTIONS = [
     defaultText: "1s",
     default: () => 1_000,
     parse: positiveDuration,
+  }),
+  def({
+    key: "retention",
+    flag: "retention",
+    arg: "DURATION",
+    description:
+      "how long records of sandboxes whose container was removed are kept (0 keeps them forever)",
+    defaultText: "24h",
+    default: () => 24 * 3_600_000,
+    parse: parseDuration,
+  }),
+  def({
+    key: "metricsAddress",
+    flag: "metrics-address",
+    arg: "HOST:PORT|unix:PATH",
+    description:
+      "serve Prometheus metrics on GET /metrics at this address (loopback or a unix socket under /run/podsandboxd, as the permission set allows)",
+    defaultText: "off",
+    default: () => undefined,
+    // An empty value keeps the endpoint off.
+    parse: (text: string) => (text === "" ? undefined : parseMetricsAddress(text)),
   }),
   def({
     key: "logLevel",

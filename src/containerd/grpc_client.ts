@@ -38,6 +38,8 @@ export interface GrpcContainerdClientOptions {
   address: string;
   /** Deadline of each unary call. @default DEFAULT_CALL_TIMEOUT_MS */
   callTimeoutMs?: number;
+  /** Called with the method of every call made ("tasks.Delete"), for metrics. */
+  onCall?: (method: string) => void;
 }
 
 /**
@@ -100,10 +102,12 @@ export class GrpcContainerdClient implements ContainerdClient {
   readonly address: string;
   readonly #client: grpc.Client;
   readonly #timeoutMs: number;
+  readonly #onCall?: (method: string) => void;
 
   constructor(options: GrpcContainerdClientOptions) {
     this.address = options.address;
     this.#timeoutMs = options.callTimeoutMs ?? DEFAULT_CALL_TIMEOUT_MS;
+    this.#onCall = options.onCall;
     this.#client = new grpc.Client(
       grpcTarget(options.address),
       grpc.credentials.createInsecure(),
@@ -112,6 +116,7 @@ export class GrpcContainerdClient implements ContainerdClient {
   }
 
   #options(what: string, namespace: string | undefined, options: CallOptions | undefined) {
+    this.#onCall?.(what.split(" ")[0]);
     return {
       what: `containerd ${what}`,
       metadata: namespace === undefined ? undefined : { "containerd-namespace": namespace },

@@ -24,12 +24,20 @@ import {
   EXIT_RETRY_BACKOFF,
   RECONNECT_BACKOFF,
 } from "./backoff.ts";
+import { type Change, ChangeFeed } from "./changes.ts";
 import { pollSession, type SessionContext, streamSession } from "./session.ts";
-import { errorText, type ReapPolicy, SandboxTracker, waiterKey } from "./tracker.ts";
+import { ObservedStore } from "../store/observed_store.ts";
+import {
+  type ControllerObserver,
+  errorText,
+  type ReapPolicy,
+  SandboxTracker,
+  waiterKey,
+} from "./tracker.ts";
 import { ExitWaiters } from "./waiters.ts";
 
 export { REAP_POLICIES } from "./tracker.ts";
-export type { ReapPolicy } from "./tracker.ts";
+export type { ControllerObserver, ReapPolicy } from "./tracker.ts";
 
 /** How exits are learned: containerd's event stream, or listing tasks periodically. */
 export type EventSource = "stream" | "poll";
@@ -37,6 +45,8 @@ export const EVENT_SOURCES: readonly EventSource[] = ["stream", "poll"];
 
 /** @default 60_000 */
 export const DEFAULT_RESYNC_INTERVAL_MS = 60_000;
+/** How long records of removed sandboxes are kept. @default 24 h */
+export const DEFAULT_RETENTION_MS = 24 * 3_600_000;
 /** @default 1_000 */
 export const DEFAULT_POLL_INTERVAL_MS = 1_000;
 /** A container younger than this without a task is starting, not dead. @default 10_000 */
@@ -66,6 +76,10 @@ export interface ControllerOptions {
   taskGraceMs?: number;
   /** @default () => new Date() */
   now?: () => Date;
+  /** Metrics hooks. */
+  observer?: ControllerObserver;
+  /** Records of removed sandboxes expire after this; 0 keeps them. @default DEFAULT_RETENTION_MS */
+  retentionMs?: number;
 }
 
 export type ConnectionState = "connecting" | "connected" | "disconnected";
@@ -89,7 +103,7 @@ export class Controller {
   readonly namespace: string;
   readonly reap: ReapPolicy;
   readonly events: EventSource;
-  readonly #store: SandboxStore;
+  readonly #store: ObservedStore;
   readonly #tracker: SandboxTracker;
   readonly #waiters = new ExitWaiters();
   readonly #session: SessionContext;
@@ -97,9 +111,19 @@ export class Controller {
   readonly #now: () => Date;
   #status: ConnectionStatus;
   readonly #firstOutcome = Promise.withResolvers<ConnectionStatus>();
+  readonly #feed = new ChangeFeed();
+  readonly #statusListeners = new Set<(status: ConnectionStatus) => void>();
+  readonly #retentionMs: number;
+  readonly #closing = new AbortController();
 
   constructor(client: ContainerdClient, store: SandboxStore, options: ControllerOptions) {
-    this.#store = store;
+    // Every committed change reaches watchers, whoever wrote it.
+    this.#store = new ObservedStore(
+      store,
+      (record, removed) => this.#feed.publish({ record, removed }),
+    );
+    store = this.#store;
+    this.#retentionMs = options.retentionMs ?? DEFAULT_RETENTION_MS;
     this.namespace = options.namespace;
     this.reap = options.reap;
     this.events = options.events ?? "stream";
@@ -112,6 +136,7 @@ export class Controller {
       retryBackoff: options.retryBackoff ?? EXIT_RETRY_BACKOFF,
       taskGraceMs: options.taskGraceMs ?? DEFAULT_TASK_GRACE_MS,
       now: this.#now,
+      observer: options.observer,
     });
     this.#session = {
       client,
@@ -120,7 +145,10 @@ export class Controller {
       markerTimeoutMs: options.markerTimeoutMs ?? DEFAULT_MARKER_TIMEOUT_MS,
       resyncIntervalMs: options.resyncIntervalMs ?? DEFAULT_RESYNC_INTERVAL_MS,
       pollIntervalMs: options.pollIntervalMs ?? DEFAULT_POLL_INTERVAL_MS,
-      onConnected: (version) => this.#setStatus({ state: "connected", containerdVersion: version }),
+      onConnected: (version) => {
+        options.observer?.connected?.();
+        this.#setStatus({ state: "connected", containerdVersion: version });
+      },
       onUnreachable: (error) => this.#setStatus({ state: "disconnected", error }),
     };
     this.#status = { state: "connecting", since: this.#nowText() };
@@ -143,6 +171,11 @@ export class Controller {
     return this.#waiters.size;
   }
 
+  /** Sandbox jobs (e.g. a task delete) that failed and wait for their next attempt. */
+  get retryingCount(): number {
+    return this.#tracker.retrying;
+  }
+
   platform(): Platform {
     return nodePlatform();
   }
@@ -156,6 +189,47 @@ export class Controller {
 
   list(filter: ListFilter = {}): Promise<SandboxRecord[]> {
     return this.#store.list(filter);
+  }
+
+  /** Watchers connected now. */
+  get watcherCount(): number {
+    return this.#feed.size;
+  }
+
+  /**
+   * Record changes of `namespace` from now on — after the current records when
+   * `snapshot` — until `signal` aborts. Throws ResourceExhaustedError when the consumer
+   * falls too far behind.
+   */
+  async *watch(
+    options: { namespace: string; snapshot?: boolean; signal?: AbortSignal },
+  ): AsyncGenerator<Change & { snapshot: boolean }, void, undefined> {
+    // Subscribe before the snapshot: a change made meanwhile is sent (again) after it.
+    const signal = options.signal
+      ? AbortSignal.any([options.signal, this.#closing.signal])
+      : this.#closing.signal;
+    const changes = this.#feed.subscribe({ signal });
+    const first = changes.next(); // starts the subscription now
+    try {
+      if (options.snapshot) {
+        for (const record of await this.#store.list({ namespace: options.namespace })) {
+          yield { record, snapshot: true };
+        }
+      }
+      for (let next = await first; !next.done; next = await changes.next()) {
+        if (next.value.record.namespace === options.namespace) {
+          yield { ...next.value, snapshot: false };
+        }
+      }
+    } finally {
+      await changes.return();
+    }
+  }
+
+  /** Calls `listener` on every change of the connection state; returns the unsubscribe. */
+  onStatusChange(listener: (status: ConnectionStatus) => void): () => void {
+    this.#statusListeners.add(listener);
+    return () => this.#statusListeners.delete(listener);
   }
 
   /**
@@ -197,6 +271,7 @@ export class Controller {
     } catch (err) {
       log.error("could not read pending exits from the store: {error}", { error: errorText(err) });
     }
+    if (this.#retentionMs > 0) this.#expirePeriodically(signal);
     const backoff = new Backoff(this.#reconnectBackoff);
     const session = this.events === "poll" ? pollSession : streamSession;
     while (!signal.aborted) {
@@ -211,11 +286,34 @@ export class Controller {
     }
   }
 
+  /** Deletes records of sandboxes removed longer than the retention ago. */
+  async #expirePeriodically(signal: AbortSignal): Promise<void> {
+    const every = Math.min(Math.max(this.#retentionMs / 4, 100), 60_000);
+    while (!signal.aborted) {
+      try {
+        await delay(every, signal);
+        const cutoff = instantFromDate(new Date(this.#now().getTime() - this.#retentionMs));
+        const expired = await this.#store.expireRemoved(cutoff);
+        if (expired.length > 0) {
+          log.info("expired {count} records of sandboxes removed before {cutoff}", {
+            count: expired.length,
+            cutoff,
+          });
+        }
+      } catch (err) {
+        if (!signal.aborted) {
+          log.warn("expiring old records failed: {error}", { error: errorText(err) });
+        }
+      }
+    }
+  }
+
   /** Ends retries and releases every waiter with UnavailableError ("shutting down"). */
   close(): void {
     const reason = new UnavailableError("podsandboxd is shutting down");
     this.#tracker.close(reason);
     this.#waiters.close(reason);
+    this.#closing.abort(reason);
   }
 
   /** Resolves when every event handed to the controller so far has been applied (tests). */
@@ -244,6 +342,11 @@ export class Controller {
       }
     }
     if (next.state !== "connecting") this.#firstOutcome.resolve(this.#status);
+    if (previous.state !== next.state) {
+      for (const l of [...this.#statusListeners]) {
+        l(this.#status);
+      }
+    }
   }
 }
 

@@ -51,7 +51,18 @@ export interface Listing {
   seq: number;
 }
 
+/** Hooks for metrics; every method is optional. */
+export interface ControllerObserver {
+  /** An exit was committed; `seconds` from receiving its event, when it came from one. */
+  exitRecorded?(source: SandboxExit["source"], seconds?: number): void;
+  /** A session synced with containerd (first connect or reconnect). */
+  connected?(): void;
+  /** A listing was reconciled with the store. */
+  resynced?(): void;
+}
+
 export interface TrackerOptions {
+  observer?: ControllerObserver;
   namespace: string;
   filters: string[];
   reap: ReapPolicy;
@@ -85,6 +96,7 @@ export class SandboxTracker {
   /** Container id → sequence number of the last event dispatched for it. */
   readonly #lastEvent = new Map<string, number>();
   #seq = 0;
+  #failing = 0;
   /** Aborted by close(): ends retries. */
   readonly #stopping = new AbortController();
 
@@ -102,6 +114,11 @@ export class SandboxTracker {
 
   get namespace(): string {
     return this.#options.namespace;
+  }
+
+  /** Jobs that failed and wait for their next attempt. */
+  get retrying(): number {
+    return this.#failing;
   }
 
   /** Resolves when every job queued so far has settled. */
@@ -137,10 +154,11 @@ export class SandboxTracker {
       return;
     }
     this.#lastEvent.set(id, ++this.#seq);
-    this.#enqueue(id, event.topic, () => this.#apply(id, event));
+    const received = performance.now();
+    this.#enqueue(id, event.topic, () => this.#apply(id, event, received));
   }
 
-  async #apply(id: string, event: ContainerdEvent): Promise<void> {
+  async #apply(id: string, event: ContainerdEvent, received: number): Promise<void> {
     const key = this.#key(id);
     switch (event.kind) {
       case "container-create": {
@@ -169,7 +187,7 @@ export class SandboxTracker {
             statusKnown: true,
           }
           : this.#unknownExit("unreadable", "the TaskExit event carried no exit time");
-        await this.#exit(key, exit, kind.info && describeContainer(kind.info));
+        await this.#exit(key, exit, kind.info && describeContainer(kind.info), received);
         return;
       }
       case "task-delete": {
@@ -178,12 +196,17 @@ export class SandboxTracker {
         if (!event.exitedAt) return;
         const kind = await this.#classify(id);
         if (!kind.sandbox) return;
-        await this.#commitExit(key, {
-          status: event.exitStatus,
-          exitedAt: event.exitedAt,
-          source: "event",
-          statusKnown: true,
-        });
+        await this.#commitExit(
+          key,
+          {
+            status: event.exitStatus,
+            exitedAt: event.exitedAt,
+            source: "event",
+            statusKnown: true,
+          },
+          undefined,
+          received,
+        );
         return;
       }
       case "container-delete": {
@@ -237,6 +260,7 @@ export class SandboxTracker {
         () => this.#applyListed(c, listing.tasks.get(c.id), listing.records.get(c.id)),
       )
     ));
+    this.#options.observer?.resynced?.();
   }
 
   async #applyListed(
@@ -338,7 +362,12 @@ export class SandboxTracker {
   }
 
   /** Exit handling under the reap policy: delete the task first when the agent owns it. */
-  async #exit(key: SandboxKey, exit: ExitDraft, description?: SandboxDescription) {
+  async #exit(
+    key: SandboxKey,
+    exit: ExitDraft,
+    description?: SandboxDescription,
+    received?: number,
+  ) {
     if (this.#options.reap === "always") {
       const current = await this.#store.get(key);
       if (current?.exit) return;
@@ -351,7 +380,7 @@ export class SandboxTracker {
         throw err;
       }
     }
-    await this.#commitExit(key, exit, description);
+    await this.#commitExit(key, exit, description, received);
   }
 
   /** The reference controller's handling: load the task, delete it with kill; NotFound is fine. */
@@ -376,9 +405,18 @@ export class SandboxTracker {
   }
 
   /** Records the exit (clearing any pending one in the same commit) and wakes waiters. */
-  async #commitExit(key: SandboxKey, exit: ExitDraft, description?: SandboxDescription) {
+  async #commitExit(
+    key: SandboxKey,
+    exit: ExitDraft,
+    description?: SandboxDescription,
+    received?: number,
+  ) {
     const result = await this.#store.recordExit(key, exit, description);
     if (result.changed) {
+      this.#options.observer?.exitRecorded?.(
+        exit.source,
+        received === undefined ? undefined : (performance.now() - received) / 1000,
+      );
       log.info("sandbox {namespace}/{id} exited with status {status} at {exitedAt} ({source})", {
         namespace: key.namespace,
         id: key.id,
@@ -435,20 +473,27 @@ export class SandboxTracker {
     const backoff = new Backoff(this.#options.retryBackoff);
     // A resumed exit continues its backoff where the previous run left it.
     for (let i = 0; i < Math.min(pending?.attempts ?? 0, 32); i++) backoff.next();
-    for (;;) {
-      try {
-        return await job();
-      } catch (err) {
-        if (this.#stopping.signal.aborted) throw err;
-        const ms = backoff.next();
-        log.warn("{what} failed (attempt {attempt}), retrying in {ms} ms: {error}", {
-          what,
-          attempt: backoff.attempts,
-          ms,
-          error: errorText(err),
-        });
-        await delay(ms, this.#stopping.signal);
+    let failing = false;
+    try {
+      for (;;) {
+        try {
+          return await job();
+        } catch (err) {
+          if (this.#stopping.signal.aborted) throw err;
+          if (!failing) this.#failing++;
+          failing = true;
+          const ms = backoff.next();
+          log.warn("{what} failed (attempt {attempt}), retrying in {ms} ms: {error}", {
+            what,
+            attempt: backoff.attempts,
+            ms,
+            error: errorText(err),
+          });
+          await delay(ms, this.#stopping.signal);
+        }
       }
+    } finally {
+      if (failing) this.#failing--;
     }
   }
 

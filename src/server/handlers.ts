@@ -22,6 +22,8 @@ import {
   type ListResponse,
   type Sandbox,
   SandboxState as WireState,
+  type WatchEvent,
+  type WatchRequest,
 } from "../gen/podsandboxd/v1/podsandboxd.ts";
 import { validateIdentifier } from "../ids.ts";
 import type { ExitSource, SandboxKey, SandboxRecord, SandboxState } from "../store/types.ts";
@@ -49,7 +51,11 @@ function unary<Req, Res>(
   };
 }
 
-function namespaceOf(call: UnaryCall<unknown>, service: SandboxService, explicit = ""): string {
+function namespaceOf(
+  call: { metadata: grpc.Metadata },
+  service: SandboxService,
+  explicit = "",
+): string {
   const fromMetadata = call.metadata.get(NAMESPACE_METADATA)[0];
   const ns = explicit || (typeof fromMetadata === "string" ? fromMetadata : "") ||
     service.namespace;
@@ -234,8 +240,43 @@ function agentStatus(service: SandboxService): AgentStatus {
 }
 
 /** podsandboxd.v1.Sandboxes. */
+/** Streams record changes; see the Watch contract in podsandboxd.proto. */
+function watchHandler(service: SandboxService) {
+  return (call: grpc.ServerWritableStream<WatchRequest, WatchEvent>) => {
+    const abort = new AbortController();
+    call.on("cancelled", () => abort.abort());
+    (async () => {
+      const namespace = namespaceOf(call, service, call.request.namespace);
+      const changes = service.watch({
+        namespace,
+        snapshot: call.request.snapshot,
+        signal: abort.signal,
+      });
+      for await (const change of changes) {
+        const flowing = call.write({
+          sandbox: toWireSandbox(change.record),
+          snapshot: change.snapshot,
+          removed: change.removed ?? false,
+        });
+        // Respect the client's flow control: a slow reader backs up into the feed's
+        // bounded buffer, not into this process's memory.
+        if (!flowing && !abort.signal.aborted) {
+          await new Promise<void>((resolve) => {
+            call.once("drain", resolve);
+            abort.signal.addEventListener("abort", () => resolve(), { once: true });
+          });
+        }
+      }
+      call.end();
+    })().catch((err) => {
+      if (!abort.signal.aborted) call.destroy(toServiceError(err, "Sandboxes/Watch") as Error);
+    });
+  };
+}
+
 export function sandboxesHandlers(service: SandboxService) {
   return {
+    watch: watchHandler(service),
     get: unary<{ id: string; namespace: string }, GetResponse>("Sandboxes/Get", async (call) => {
       const key = sandboxKey(call, service, call.request.id, call.request.namespace);
       return { sandbox: toWireSandbox(await service.get(key)), agent: agentStatus(service) };

@@ -7,7 +7,9 @@
 import * as grpc from "@grpc/grpc-js";
 import { ControllerService } from "../gen/containerd/services/sandbox/v1/sandbox.ts";
 import { SandboxesService } from "../gen/podsandboxd/v1/podsandboxd.ts";
+import { HealthService } from "../gen/grpc/health/v1/health.ts";
 import { sandboxControllerHandlers, sandboxesHandlers } from "./handlers.ts";
+import { healthHandlers } from "./health.ts";
 import { prepareSocketPath } from "./socket.ts";
 import type { SandboxService } from "./types.ts";
 
@@ -42,6 +44,10 @@ export class ApiServer {
     server.addService(
       SandboxesService as unknown as grpc.ServiceDefinition,
       sandboxesHandlers(options.service) as unknown as grpc.UntypedServiceImplementation,
+    );
+    server.addService(
+      HealthService as unknown as grpc.ServiceDefinition,
+      healthHandlers(options.service) as unknown as grpc.UntypedServiceImplementation,
     );
     await prepareSocketPath(options.socketPath);
     await new Promise<void>((resolve, reject) => {

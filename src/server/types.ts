@@ -3,6 +3,7 @@
  *
  * @module
  */
+import type { Change } from "../controller/changes.ts";
 import type { ConnectionStatus, ExitedRecord } from "../controller/controller.ts";
 import type { Platform } from "../platform.ts";
 import type { ListFilter, SandboxKey, SandboxRecord } from "../store/types.ts";
@@ -15,4 +16,8 @@ export interface SandboxService {
   list(filter?: ListFilter): Promise<SandboxRecord[]>;
   wait(key: SandboxKey, options?: { signal?: AbortSignal }): Promise<ExitedRecord>;
   platform(): Platform;
+  watch(
+    options: { namespace: string; snapshot?: boolean; signal?: AbortSignal },
+  ): AsyncIterable<Change & { snapshot: boolean }>;
+  onStatusChange(listener: (status: ConnectionStatus) => void): () => void;
 }

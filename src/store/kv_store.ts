@@ -31,15 +31,19 @@ const pendingKey = (k: SandboxKey) => ["pending", k.namespace, k.id] as const;
 export interface KvStoreOptions {
   /** Clock for `updatedAt`/`recordedAt`; tests pass a fake. @default () => new Date() */
   now?: () => Date;
+  /** Called with the duration of each committed write, in seconds (metrics). */
+  onCommit?: (seconds: number) => void;
 }
 
 export class KvSandboxStore implements SandboxStore {
   readonly #kv: Deno.Kv;
   readonly #now: () => Date;
+  readonly #onCommit?: (seconds: number) => void;
 
   private constructor(kv: Deno.Kv, options: KvStoreOptions) {
     this.#kv = kv;
     this.#now = options.now ?? (() => new Date());
+    this.#onCommit = options.onCommit;
   }
 
   /**
@@ -106,6 +110,22 @@ export class KvSandboxStore implements SandboxStore {
     return result!;
   }
 
+  async expireRemoved(before: string): Promise<SandboxRecord[]> {
+    const expired: SandboxRecord[] = [];
+    for await (
+      const entry of this.#kv.list<SandboxRecord>({ prefix: ["sandbox"] }, { batchSize: 1000 })
+    ) {
+      const { deletedAt, exit } = entry.value;
+      if (!deletedAt || deletedAt >= before || !exit) continue;
+      const pending = await this.#kv.get(pendingKey(entry.value));
+      if (pending.value !== null) continue;
+      // Only if unchanged since we read it.
+      const res = await this.#kv.atomic().check(entry).check(pending).delete(entry.key).commit();
+      if (res.ok) expired.push(entry.value);
+    }
+    return expired;
+  }
+
   async savePendingExit(
     key: SandboxKey,
     exit: Omit<SandboxExit, "recordedAt">,
@@ -161,7 +181,10 @@ export class KvSandboxStore implements SandboxStore {
       }
       const op = this.#kv.atomic().check(current).set(k, next);
       also?.(op);
-      if ((await op.commit()).ok) return { record: next, changed: true };
+      const started = performance.now();
+      const committed = (await op.commit()).ok;
+      this.#onCommit?.((performance.now() - started) / 1000);
+      if (committed) return { record: next, changed: true };
     }
   }
 

@@ -18,3 +18,4 @@ export type {
 } from "./types.ts";
 export { UNKNOWN_EXIT_STATUS } from "./types.ts";
 export { KvSandboxStore, SCHEMA_VERSION, STATE_FILE } from "./kv_store.ts";
+export { ObservedStore } from "./observed_store.ts";

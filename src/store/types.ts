@@ -122,6 +122,11 @@ export interface SandboxStore {
   ): Promise<StoreResult>;
   /** Notes that containerd's container is gone; the record stays. No-op for unknown keys. */
   markDeleted(key: SandboxKey, at: string): Promise<StoreResult | null>;
+  /**
+   * Deletes records whose container was removed before `before` (retention); returns
+   * them. A record still pending an exit is kept.
+   */
+  expireRemoved(before: string): Promise<SandboxRecord[]>;
   /** Keeps an exit whose handling starts now (no-op if one is pending already). */
   savePendingExit(
     key: SandboxKey,

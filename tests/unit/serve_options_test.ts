@@ -30,6 +30,8 @@ Deno.test("without flags every option has its default, with source 'default'", (
     pollInterval: 1_000,
     logLevel: "info",
     logFormat: "auto",
+    metricsAddress: undefined,
+    retention: 86_400_000,
   });
   assertEquals(Object.keys(sources).sort(), Object.keys(config).sort());
   for (const [k, source] of Object.entries(sources)) assertEquals(source, "default", k);
@@ -50,6 +52,8 @@ Deno.test("every flag parses, and its source becomes 'flag'", () => {
       "poll-interval": "250ms",
       "log-level": "debug",
       "log-format": "json",
+      retention: "1h",
+      "metrics-address": "127.0.0.1:9477",
     },
     env: ENV,
   });
@@ -66,6 +70,8 @@ Deno.test("every flag parses, and its source becomes 'flag'", () => {
     pollInterval: 250,
     logLevel: "debug",
     logFormat: "json",
+    retention: 3_600_000,
+    metricsAddress: { hostname: "127.0.0.1", port: 9477 },
   });
   for (const [k, source] of Object.entries(sources)) assertEquals(source, "flag", k);
 });
@@ -146,6 +152,10 @@ Deno.test("a bad value of every option is a RangeError naming the flag, the valu
     ["poll-interval", "5ms", /at least 10ms is required/],
     ["log-level", "verbose", /accepted: trace, debug, info, warning, error, fatal/],
     ["log-format", "xml", /accepted: auto, json, text/],
+    ["retention", "a day", /e\.g\. 500ms, 5s, 1m30s, 2h/],
+    ["metrics-address", "0.0.0.0", /HOST:PORT \(e\.g\. 127\.0\.0\.1:9477\) or unix:\/path/],
+    ["metrics-address", "localhost:99999", /HOST:PORT/],
+    ["metrics-address", "unix:relative", /unix:\/path/],
   ];
   const covered = new Set<string>();
   for (const [flag, value, form] of cases) {

@@ -11,7 +11,9 @@ import {
   type ChannelCredentials,
   Client,
   type ClientOptions,
+  type ClientReadableStream,
   type ClientUnaryCall,
+  type handleServerStreamingCall,
   type handleUnaryCall,
   makeGenericClientConstructor,
   type Metadata,
@@ -116,6 +118,22 @@ export interface ListRequest {
 export interface ListResponse {
   sandboxes: Sandbox[];
   agent: AgentStatus | undefined;
+}
+
+export interface WatchRequest {
+  namespace: string;
+  /** Send every current record first (snapshot = true on those events). */
+  snapshot: boolean;
+}
+
+export interface WatchEvent {
+  sandbox:
+    | Sandbox
+    | undefined;
+  /** Part of the initial snapshot rather than a change. */
+  snapshot: boolean;
+  /** The record expired (retention) and is gone from the store. */
+  removed: boolean;
 }
 
 function createBaseSandbox(): Sandbox {
@@ -825,6 +843,154 @@ export const ListResponse: MessageFns<ListResponse> = {
   },
 };
 
+function createBaseWatchRequest(): WatchRequest {
+  return { namespace: "", snapshot: false };
+}
+
+export const WatchRequest: MessageFns<WatchRequest> = {
+  encode(message: WatchRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.namespace !== "") {
+      writer.uint32(10).string(message.namespace);
+    }
+    if (message.snapshot !== false) {
+      writer.uint32(16).bool(message.snapshot);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): WatchRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseWatchRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.namespace = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.snapshot = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<WatchRequest>, I>>(base?: I): WatchRequest {
+    return WatchRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<WatchRequest>, I>>(object: I): WatchRequest {
+    const message = createBaseWatchRequest();
+    message.namespace = object.namespace ?? "";
+    message.snapshot = object.snapshot ?? false;
+    return message;
+  },
+};
+
+function createBaseWatchEvent(): WatchEvent {
+  return { sandbox: undefined, snapshot: false, removed: false };
+}
+
+export const WatchEvent: MessageFns<WatchEvent> = {
+  encode(message: WatchEvent, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.sandbox !== undefined) {
+      Sandbox.encode(message.sandbox, writer.uint32(10).fork()).join();
+    }
+    if (message.snapshot !== false) {
+      writer.uint32(16).bool(message.snapshot);
+    }
+    if (message.removed !== false) {
+      writer.uint32(24).bool(message.removed);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): WatchEvent {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseWatchEvent();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.sandbox = Sandbox.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.snapshot = reader.bool();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.removed = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<WatchEvent>, I>>(base?: I): WatchEvent {
+    return WatchEvent.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<WatchEvent>, I>>(object: I): WatchEvent {
+    const message = createBaseWatchEvent();
+    message.sandbox = (object.sandbox !== undefined && object.sandbox !== null)
+      ? Sandbox.fromPartial(object.sandbox)
+      : undefined;
+    message.snapshot = object.snapshot ?? false;
+    message.removed = object.removed ?? false;
+    return message;
+  },
+};
+
 export type SandboxesService = typeof SandboxesService;
 export const SandboxesService = {
   /** Returns NOT_FOUND when the agent has no record of the sandbox. */
@@ -849,12 +1015,34 @@ export const SandboxesService = {
       Buffer.from(ListResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): ListResponse => ListResponse.decode(value),
   },
+  /**
+   * Streams record changes (optionally after a snapshot of the current records) until
+   * the client cancels. A watcher that falls too far behind is ended with
+   * RESOURCE_EXHAUSTED; watch again (with a snapshot) to resume.
+   */
+  watch: {
+    path: "/podsandboxd.v1.Sandboxes/Watch" as const,
+    requestStream: false as const,
+    responseStream: true as const,
+    requestSerialize: (value: WatchRequest): Buffer =>
+      Buffer.from(WatchRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): WatchRequest => WatchRequest.decode(value),
+    responseSerialize: (value: WatchEvent): Buffer =>
+      Buffer.from(WatchEvent.encode(value).finish()),
+    responseDeserialize: (value: Buffer): WatchEvent => WatchEvent.decode(value),
+  },
 } as const;
 
 export interface SandboxesServer extends UntypedServiceImplementation {
   /** Returns NOT_FOUND when the agent has no record of the sandbox. */
   get: handleUnaryCall<GetRequest, GetResponse>;
   list: handleUnaryCall<ListRequest, ListResponse>;
+  /**
+   * Streams record changes (optionally after a snapshot of the current records) until
+   * the client cancels. A watcher that falls too far behind is ended with
+   * RESOURCE_EXHAUSTED; watch again (with a snapshot) to resume.
+   */
+  watch: handleServerStreamingCall<WatchRequest, WatchEvent>;
 }
 
 export interface SandboxesClient extends Client {
@@ -889,6 +1077,17 @@ export interface SandboxesClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: ListResponse) => void,
   ): ClientUnaryCall;
+  /**
+   * Streams record changes (optionally after a snapshot of the current records) until
+   * the client cancels. A watcher that falls too far behind is ended with
+   * RESOURCE_EXHAUSTED; watch again (with a snapshot) to resume.
+   */
+  watch(request: WatchRequest, options?: Partial<CallOptions>): ClientReadableStream<WatchEvent>;
+  watch(
+    request: WatchRequest,
+    metadata?: Metadata,
+    options?: Partial<CallOptions>,
+  ): ClientReadableStream<WatchEvent>;
 }
 
 export const SandboxesClient = makeGenericClientConstructor(
