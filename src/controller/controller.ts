@@ -105,7 +105,7 @@ export class Controller {
   readonly events: EventSource;
   readonly #store: ObservedStore;
   readonly #tracker: SandboxTracker;
-  readonly #waiters = new ExitWaiters();
+  readonly #waiters = new ExitWaiters<SandboxRecord>();
   readonly #session: SessionContext;
   readonly #reconnectBackoff: BackoffOptions;
   readonly #now: () => Date;
@@ -242,21 +242,29 @@ export class Controller {
       // Register before reading: an exit committed in between is then never missed.
       const waiter = this.#waiters.register(waiterKey(key), options.signal);
       try {
-        const record = await this.#store.get(key);
-        if (!record) throw notFound(key);
-        if (record.exit) return record as ExitedRecord;
+        const exited = await this.#exited(key);
+        if (exited) return exited;
         log.debug("waiting for sandbox {namespace}/{id}", { ...key });
-        await waiter.promise.catch((err) => {
+        const committed = await waiter.promise.catch((err) => {
           log.debug("stopped waiting for sandbox {namespace}/{id}: {reason}", {
             ...key,
             reason: errorText(err),
           });
           throw err;
         });
+        // The record as the exit was committed: durable, no need to read it back.
+        if (committed?.exit) return committed as ExitedRecord;
       } finally {
         waiter.dispose();
       }
     }
+  }
+
+  /** The record if it has its exit; null while it runs (so a blocked waiter holds no record). */
+  async #exited(key: SandboxKey): Promise<ExitedRecord | null> {
+    const record = await this.#store.get(key);
+    if (!record) throw notFound(key);
+    return record.exit ? record as ExitedRecord : null;
   }
 
   // ---- lifecycle --------------------------------------------------------------------

@@ -88,7 +88,7 @@ export function waiterKey(key: SandboxKey): string {
 export class SandboxTracker {
   readonly #client: ContainerdClient;
   readonly #store: SandboxStore;
-  readonly #waiters: ExitWaiters;
+  readonly #waiters: ExitWaiters<SandboxRecord>;
   readonly #options: TrackerOptions;
   readonly #queue = new KeyedQueue();
   /** Container id → whether it is a sandbox; rebuilt on every listing. */
@@ -103,7 +103,7 @@ export class SandboxTracker {
   constructor(
     client: ContainerdClient,
     store: SandboxStore,
-    waiters: ExitWaiters,
+    waiters: ExitWaiters<SandboxRecord>,
     options: TrackerOptions,
   ) {
     this.#client = client;
@@ -431,7 +431,8 @@ export class SandboxTracker {
         { ...key, status: exit.status, recorded: result.record.exit.status },
       );
     }
-    this.#waiters.notify(waiterKey(key));
+    // Waiters get the record as committed: no re-read for each of them.
+    this.#waiters.notify(waiterKey(key), result.record);
   }
 
   /** The container is gone: record a lost exit if none was seen, keep the record. */

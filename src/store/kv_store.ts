@@ -1,11 +1,15 @@
 /**
  * `SandboxStore` on Deno KV (SQLite on disk). One key per sandbox,
  * `["sandbox", namespace, id]`, written only through versionstamp-checked atomic
- * commits, plus `["meta", "schema"]`.
+ * commits, plus `["meta", "schema"]`. Concurrent writes share commits (group_commit.ts):
+ * a burst of exits costs one SQLite transaction per group, not one per exit. The record
+ * a write starts from is the one this store last committed or read, when it has it: its
+ * versionstamp is checked by the commit, so a stale one only costs a re-read.
  *
  * @module
  */
 import { instantFromDate } from "../time.ts";
+import { GroupCommitter } from "./group_commit.ts";
 import * as t from "./transitions.ts";
 import type {
   ListFilter,
@@ -27,6 +31,11 @@ export const STATE_FILE = "podsandboxd.kv";
 const SCHEMA_KEY = ["meta", "schema"] as const;
 const recordKey = (k: SandboxKey) => ["sandbox", k.namespace, k.id] as const;
 const pendingKey = (k: SandboxKey) => ["pending", k.namespace, k.id] as const;
+/** Writes of one sandbox (its record and its pending exit) never share a group commit. */
+const subject = (k: SandboxKey) => `${k.namespace}\0${k.id}`;
+
+/** Records remembered with their versionstamps (oldest forgotten first). @default 32_768 */
+export const KNOWN_RECORDS = 32_768;
 
 export interface KvStoreOptions {
   /** Clock for `updatedAt`/`recordedAt`; tests pass a fake. @default () => new Date() */
@@ -38,12 +47,14 @@ export interface KvStoreOptions {
 export class KvSandboxStore implements SandboxStore {
   readonly #kv: Deno.Kv;
   readonly #now: () => Date;
-  readonly #onCommit?: (seconds: number) => void;
+  readonly #commits: GroupCommitter;
+  /** Subject → the record as last committed or read here, with its versionstamp. */
+  readonly #known = new Map<string, Deno.KvEntryMaybe<SandboxRecord>>();
 
   private constructor(kv: Deno.Kv, options: KvStoreOptions) {
     this.#kv = kv;
     this.#now = options.now ?? (() => new Date());
-    this.#onCommit = options.onCommit;
+    this.#commits = new GroupCommitter(kv, { onCommit: options.onCommit });
   }
 
   /**
@@ -78,6 +89,7 @@ export class KvSandboxStore implements SandboxStore {
     const prefix = filter.namespace === undefined ? ["sandbox"] : ["sandbox", filter.namespace];
     const out: SandboxRecord[] = [];
     for await (const entry of this.#kv.list<SandboxRecord>({ prefix }, { batchSize: 1000 })) {
+      this.#remember(subject(entry.value), entry);
       if (filter.state === undefined || entry.value.state === filter.state) out.push(entry.value);
     }
     return out;
@@ -121,7 +133,10 @@ export class KvSandboxStore implements SandboxStore {
       if (pending.value !== null) continue;
       // Only if unchanged since we read it.
       const res = await this.#kv.atomic().check(entry).check(pending).delete(entry.key).commit();
-      if (res.ok) expired.push(entry.value);
+      if (res.ok) {
+        this.#known.delete(subject(entry.value));
+        expired.push(entry.value);
+      }
     }
     return expired;
   }
@@ -139,8 +154,11 @@ export class KvSandboxStore implements SandboxStore {
       since: instantFromDate(this.#now()),
     };
     // Set only if absent: a retry must not reset the attempt count.
-    await this.#kv.atomic().check({ key: pendingKey(key), versionstamp: null })
-      .set(pendingKey(key), pending).commit();
+    await this.#commits.commit({
+      subject: subject(key),
+      build: (op) =>
+        op.check({ key: pendingKey(key), versionstamp: null }).set(pendingKey(key), pending),
+    });
   }
 
   async notePendingFailure(key: SandboxKey, error: string): Promise<void> {
@@ -148,7 +166,11 @@ export class KvSandboxStore implements SandboxStore {
       const current = await this.#kv.get<PendingExit>(pendingKey(key));
       if (current.value === null) return;
       const next = { ...current.value, attempts: current.value.attempts + 1, lastError: error };
-      if ((await this.#kv.atomic().check(current).set(pendingKey(key), next).commit()).ok) return;
+      const committed = await this.#commits.commit({
+        subject: subject(key),
+        build: (op) => op.check(current).set(pendingKey(key), next),
+      });
+      if (committed !== null) return;
     }
   }
 
@@ -165,7 +187,7 @@ export class KvSandboxStore implements SandboxStore {
 
   /**
    * Read, transform, commit only if nobody wrote in between; retry on conflict. `also`
-   * adds mutations to the same atomic commit.
+   * adds mutations to the same atomic commit. Resolves once committed (durable).
    */
   async #apply(
     key: SandboxKey,
@@ -173,18 +195,35 @@ export class KvSandboxStore implements SandboxStore {
     also?: (op: Deno.AtomicOperation) => void,
   ): Promise<StoreResult | null> {
     const k = recordKey(key);
+    const s = subject(key);
     for (;;) {
-      const current = await this.#kv.get<SandboxRecord>(k);
+      const current = this.#known.get(s) ?? await this.#kv.get<SandboxRecord>(k);
       const next = transition(current.value, instantFromDate(this.#now()));
       if (next === null) {
+        if (current.value !== null) this.#remember(s, current);
         return current.value === null ? null : { record: current.value, changed: false };
       }
-      const op = this.#kv.atomic().check(current).set(k, next);
-      also?.(op);
-      const started = performance.now();
-      const committed = (await op.commit()).ok;
-      this.#onCommit?.((performance.now() - started) / 1000);
-      if (committed) return { record: next, changed: true };
+      const versionstamp = await this.#commits.commit({
+        subject: s,
+        build: (op) => {
+          op.check(current).set(k, next);
+          also?.(op);
+        },
+      });
+      if (versionstamp !== null) {
+        this.#remember(s, { key: k, value: next, versionstamp });
+        return { record: next, changed: true };
+      }
+      // Someone else wrote it: read it again.
+      this.#known.delete(s);
+    }
+  }
+
+  #remember(s: string, entry: Deno.KvEntryMaybe<SandboxRecord>): void {
+    this.#known.delete(s); // re-inserted last: the oldest entry is the one forgotten
+    this.#known.set(s, entry);
+    if (this.#known.size > KNOWN_RECORDS) {
+      this.#known.delete(this.#known.keys().next().value!);
     }
   }
 

@@ -35,6 +35,18 @@ Deno.test("notify wakes every waiter of its key and none of another key", async 
   assertEquals(waiters.size, 0);
 });
 
+Deno.test("notify hands its value (the committed record) to every waiter of the key", async () => {
+  const waiters = new ExitWaiters<{ status: number }>();
+  const a = waiters.register("ns/a");
+  const b = waiters.register("ns/a");
+  waiters.notify("ns/a", { status: 137 });
+  assertEquals(await a.promise, { status: 137 });
+  assertEquals(await b.promise, { status: 137 });
+  const c = waiters.register("ns/a");
+  waiters.notify("ns/a");
+  assertEquals(await c.promise, undefined);
+});
+
 Deno.test("a waiter registered after a notify waits for the next one", async () => {
   const waiters = new ExitWaiters();
   waiters.notify("k");

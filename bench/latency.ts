@@ -1,0 +1,395 @@
+/**
+ * Benchmark 1, exit → answer latency on a real containerd: N sandbox containers (busybox
+ * `sleep`, labelled like CRI sandboxes), one blocked `Wait` each on the agent's socket,
+ * all SIGKILLed in one burst (the signal sent straight to each init pid, in one loop).
+ * Per sandbox: when the waiter's answer arrived minus containerd's `exited_at`.
+ *
+ * Beside it, watching the same burst in this process:
+ * - the floor: a raw subscriber of containerd's TaskExit events, no store;
+ * - a poller that lists tasks and sleeps 1 s between listings (the kubelet's generic
+ *   PLEG): when it first sees the task STOPPED, minus `exited_at`. A poller's latency
+ *   depends on its phase against the burst, so ten of them run, their first listings
+ *   0.1 s apart, and every (sandbox, poller) pair is a sample.
+ * Then again with --reap=always (the agent deletes the task before answering), on fresh
+ * sandboxes in another namespace.
+ *
+ * @module
+ */
+import { join } from "node:path";
+import { quoteFilterValue } from "../src/containerd/filters.ts";
+import { GrpcContainerdClient } from "../src/containerd/grpc_client.ts";
+import { instantToMillis } from "../src/time.ts";
+import { PrivateContainerd } from "../tests/harness/containerd.ts";
+import { Containers, importImages, uniqueId } from "../tests/harness/containers.ts";
+import { BenchAgent } from "./agent.ts";
+import { type BenchContext, type BenchResult, sleep, tempDir } from "./context.ts";
+import { loadAverage, quiescent, wallMs } from "./proc.ts";
+import { type Row, row } from "./report.ts";
+import { type Percentiles, percentiles, round } from "./stats.ts";
+
+const RUN_FOREVER = ["sleep", "2147483647"];
+const SYNC_TOPIC = "/psd-bench/sync";
+const SYNC_TYPE_URL = "psd-bench.Sync";
+/** Containers created at once with ctr. */
+const CREATE_PARALLELISM = 8;
+/** Pollers, their phases spread evenly over the 1 s period. */
+const POLLERS = 10;
+
+type Arrivals = Map<string, { at: number; exitedAt: number }>;
+
+function latencies(arrivals: Arrivals): number[] {
+  return [...arrivals.values()].map((a) => a.at - a.exitedAt);
+}
+
+/**
+ * The floor: TaskExit events of one namespace, as a bare subscriber receives them (and
+ * TaskDelete events, to tell how much of a --reap=always answer is containerd's delete).
+ */
+class ExitSubscriber {
+  readonly arrivals: Arrivals = new Map();
+  readonly deletes: Arrivals = new Map();
+  readonly #client: GrpcContainerdClient;
+  readonly #abort = new AbortController();
+  readonly #syncs = new Set<string>();
+  readonly #done: Promise<void>;
+
+  constructor(address: string, namespace: string) {
+    this.#client = new GrpcContainerdClient({ address });
+    const ns = quoteFilterValue(namespace);
+    const events = this.#client.subscribe([
+      `topic=="/tasks/exit",namespace==${ns}`,
+      `topic=="/tasks/delete",namespace==${ns}`,
+      `topic==${quoteFilterValue(SYNC_TOPIC)},namespace==${ns}`,
+    ], { signal: this.#abort.signal });
+    this.#done = (async () => {
+      try {
+        for await (const e of events) {
+          const at = wallMs();
+          if (e.kind === "task-exit" && e.processId === e.containerId && e.exitedAt) {
+            if (!this.arrivals.has(e.containerId)) {
+              this.arrivals.set(e.containerId, { at, exitedAt: instantToMillis(e.exitedAt) });
+            }
+          } else if (e.kind === "task-delete" && e.exitedAt && !this.deletes.has(e.containerId)) {
+            this.deletes.set(e.containerId, { at, exitedAt: instantToMillis(e.exitedAt) });
+          } else if (e.kind === "ignored" && e.typeUrl.startsWith(SYNC_TYPE_URL + ".")) {
+            this.#syncs.add(e.typeUrl.slice(SYNC_TYPE_URL.length + 1));
+          }
+        }
+      } catch {
+        // Aborted by close().
+      }
+    })();
+  }
+
+  /** Resolves once the subscription is live (a marker it published came back). */
+  async sync(namespace: string): Promise<void> {
+    const nonce = crypto.randomUUID();
+    const deadline = Date.now() + 10_000;
+    while (!this.#syncs.has(nonce)) {
+      if (Date.now() > deadline) throw new Error("latency: the floor subscriber did not sync");
+      await this.#client.publish(namespace, SYNC_TOPIC, {
+        typeUrl: `${SYNC_TYPE_URL}.${nonce}`,
+        value: new Uint8Array(),
+      });
+      await sleep(50);
+    }
+  }
+
+  async close(): Promise<void> {
+    this.#abort.abort();
+    await this.#done;
+    this.#client.close();
+  }
+}
+
+/** Lists tasks, sleeps 1 s, lists again (the kubelet's generic PLEG relist). */
+class TaskPoller {
+  readonly arrivals: Arrivals = new Map();
+  readonly #client: GrpcContainerdClient;
+  readonly #abort = new AbortController();
+  readonly #done: Promise<void>;
+
+  constructor(address: string, namespace: string, phaseMs: number, periodMs = 1_000) {
+    this.#client = new GrpcContainerdClient({ address });
+    this.#done = this.#run(namespace, phaseMs, periodMs);
+  }
+
+  async #run(namespace: string, phaseMs: number, periodMs: number): Promise<void> {
+    await sleep(phaseMs);
+    {
+      while (!this.#abort.signal.aborted) {
+        try {
+          const tasks = await this.#client.listTasks(namespace, { signal: this.#abort.signal });
+          const at = wallMs();
+          for (const t of tasks) {
+            if (t.status === "stopped" && t.exitedAt && !this.arrivals.has(t.containerId)) {
+              this.arrivals.set(t.containerId, { at, exitedAt: instantToMillis(t.exitedAt) });
+            }
+          }
+          await sleep(periodMs);
+        } catch {
+          if (!this.#abort.signal.aborted) await sleep(periodMs);
+        }
+      }
+    }
+  }
+
+  async close(): Promise<void> {
+    this.#abort.abort();
+    await this.#done;
+    this.#client.close();
+  }
+}
+
+async function until(what: string, condition: () => boolean, timeoutMs = 60_000) {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`latency: timed out waiting for ${what}`);
+    await sleep(20);
+  }
+}
+
+async function createSandboxes(c: Containers, count: number): Promise<string[]> {
+  const ids = Array.from({ length: count }, () => uniqueId("bench"));
+  let next = 0;
+  await Promise.all(Array.from({ length: CREATE_PARALLELISM }, async () => {
+    while (next < ids.length) await c.run(ids[next++], RUN_FOREVER);
+  }));
+  return ids;
+}
+
+interface Round {
+  agent: Percentiles;
+  floor: Percentiles;
+  /** Per sandbox: the agent's answer minus the raw subscriber's arrival. */
+  agentMinusFloor: Percentiles;
+  /** Per sandbox: the agent's commit (its log line's time, ms) minus the raw arrival. */
+  commitMinusFloor: Percentiles;
+  /** Per sandbox: the answer's arrival minus the agent's commit. */
+  answerMinusCommit: Percentiles;
+  poller?: Percentiles;
+  /** Exit → TaskDelete event seen by the raw subscriber (when someone deleted the tasks). */
+  deleted?: Percentiles;
+  /** The agent's CPU time from the kill to the last answer, and that wall time. */
+  agentCpu: { cpuMs: number; wallMs: number };
+  load: number;
+}
+
+/** One burst: N sandboxes, N blocked waits, one SIGKILL each, answers/floor/poller timed. */
+async function burstRound(
+  ctx: BenchContext,
+  containerd: PrivateContainerd,
+  options: { namespace: string; count: number; dir: string; reapArgs: string[]; poll: boolean },
+): Promise<Round> {
+  const { namespace, count } = options;
+  await importImages(containerd, namespace);
+  const c = new Containers(containerd, namespace);
+  let agent: BenchAgent | undefined;
+  let floor: ExitSubscriber | undefined;
+  let pollers: TaskPoller[] | undefined;
+  const client = new GrpcContainerdClient({ address: containerd.socket });
+  try {
+    ctx.log(`latency: creating ${count} sandboxes in ${namespace}`);
+    const ids = await createSandboxes(c, count);
+    const tasks = new Map((await client.listTasks(namespace)).map((t) => [t.containerId, t]));
+    const pids = ids.map((id) => {
+      const task = tasks.get(id);
+      if (task?.status !== "running") throw new Error(`latency: ${id} is not running`);
+      return task.pid;
+    });
+
+    agent = await BenchAgent.start({
+      containerdSocket: containerd.socket,
+      dir: options.dir,
+      namespace,
+      args: options.reapArgs,
+      denoFlags: ctx.agentDenoFlags,
+      onAbnormalExit: ctx.note,
+    });
+    floor = new ExitSubscriber(containerd.socket, namespace);
+    await floor.sync(namespace);
+    if (options.poll) {
+      pollers = Array.from(
+        { length: POLLERS },
+        (_, i) => new TaskPoller(containerd.socket, namespace, i * 1_000 / POLLERS),
+      );
+    }
+
+    const waiter = agent.client();
+    const answers: Arrivals = new Map();
+    const waits = ids.map(async (id) => {
+      const res = await waiter.wait(id, { timeoutMs: 120_000 });
+      const at = wallMs();
+      if (res.exitStatus !== 137 || !res.exitedAt) {
+        throw new Error(`latency: wait ${id} answered ${JSON.stringify(res)}`);
+      }
+      answers.set(id, { at, exitedAt: instantToMillis(res.exitedAt) });
+    });
+    // Every Wait has reached the agent and is blocked once the agent has gone quiet.
+    await quiescent(agent.pid, { quietMs: 500 });
+    if (answers.size > 0) throw new Error("latency: waits answered before the kill");
+
+    // Every poller is listing by now (its phase is under 1 s).
+    if (pollers) await sleep(1_000);
+    const load = loadAverage();
+    ctx.log(
+      `latency: SIGKILL to ${count} sandboxes (${options.reapArgs.join(" ") || "reap never"})`,
+    );
+    const cpu0 = agent.cpuMs();
+    const killedAt = wallMs();
+    for (const pid of pids) Deno.kill(pid, "SIGKILL");
+    await Promise.all(waits);
+    // How much CPU the agent needed for the burst, against the time it took.
+    const agentCpu = {
+      cpuMs: round(agent.cpuMs() - cpu0),
+      wallMs: round(Math.max(...[...answers.values()].map((a) => a.at)) - killedAt),
+    };
+    await until("the floor subscriber's exits", () => floor!.arrivals.size >= count);
+    if (pollers) {
+      await until("the pollers' exits", () => pollers!.every((p) => p.arrivals.size >= count));
+    }
+    if (options.reapArgs.length > 0) {
+      await until("the agent's task deletes", () => floor!.deletes.size >= count);
+    }
+    waiter.close();
+    return {
+      agent: percentiles(latencies(answers)),
+      floor: percentiles(latencies(floor.arrivals)),
+      agentMinusFloor: percentiles(
+        [...answers].map(([id, a]) => a.at - floor!.arrivals.get(id)!.at),
+      ),
+      commitMinusFloor: percentiles(
+        ids.map((id) => agent!.committedAt.get(id)! - floor!.arrivals.get(id)!.at),
+      ),
+      answerMinusCommit: percentiles(
+        ids.map((id) => answers.get(id)!.at - agent!.committedAt.get(id)!),
+      ),
+      poller: pollers && percentiles(pollers.flatMap((p) => latencies(p.arrivals))),
+      deleted: floor.deletes.size > 0 ? percentiles(latencies(floor.deletes)) : undefined,
+      agentCpu,
+      load,
+    };
+  } finally {
+    await Promise.all(pollers?.map((p) => p.close()) ?? []);
+    await floor?.close();
+    await agent?.stop();
+    client.close();
+    c.close();
+  }
+}
+
+const KEYS = ["p50", "p95", "p99", "max"] as const;
+
+function rounded(p: Percentiles | undefined) {
+  return p && Object.fromEntries(Object.entries(p).map(([k, v]) => [k, round(v)]));
+}
+
+export async function latencyBenchmark(ctx: BenchContext): Promise<BenchResult> {
+  const count = ctx.quick ? 10 : 100;
+  await using dir = await tempDir("latency");
+  ctx.log("latency: starting a private containerd");
+  const containerd = await PrivateContainerd.start();
+  try {
+    const never = await burstRound(ctx, containerd, {
+      namespace: "psd-bench",
+      count,
+      dir: join(dir.path, "never"),
+      reapArgs: [],
+      poll: true,
+    });
+    const always = await burstRound(ctx, containerd, {
+      namespace: "psd-bench-reap",
+      count,
+      dir: join(dir.path, "always"),
+      // --reap=always on the CRI's label is refused unless the operator says the agent owns them.
+      reapArgs: ["--reap", "always", "--reap-cri-sandboxes"],
+      poll: false,
+    });
+
+    const rows: Row[] = [];
+    for (const k of KEYS) {
+      rows.push(row("1 latency", `exit → answer ${k}, agent (reap=never)`, never.agent[k], "ms", {
+        baseline: { what: "raw subscriber, no store", value: never.floor[k] },
+        load: never.load,
+      }));
+    }
+    const diff = never.agent.p99 - never.floor.p99;
+    rows.push(row("1 latency", "agent p99 − floor p99 (reap=never)", diff, "ms", {
+      baseline: { what: "floor p99", value: never.floor.p99 },
+      target: { text: "≤ 10 ms", met: diff <= 10 },
+      load: never.load,
+    }));
+    rows.push(
+      row("1 latency", "per sandbox: answer − raw arrival, p99", never.agentMinusFloor.p99, "ms", {
+        load: never.load,
+      }),
+    );
+    const poller = never.poller!;
+    rows.push(row("1 latency", "exit → answer p50, agent vs poller", never.agent.p50, "ms", {
+      baseline: { what: "1 s task-list poller p50", value: poller.p50 },
+      target: {
+        text: "≥ 50× below the poller",
+        met: never.agent.p50 * 50 <= poller.p50,
+      },
+      load: never.load,
+    }));
+    for (const k of KEYS) {
+      rows.push(row("1 latency", `exit → seen ${k}, 1 s task-list poller`, poller[k], "ms", {
+        baseline: { what: "raw subscriber, no store", value: never.floor[k] },
+        load: never.load,
+      }));
+    }
+    for (const k of KEYS) {
+      rows.push(
+        row("1 latency", `exit → answer ${k}, agent (reap=always)`, always.agent[k], "ms", {
+          baseline: { what: "raw subscriber, no store", value: always.floor[k] },
+          load: always.load,
+        }),
+      );
+    }
+    if (always.deleted) {
+      for (const k of ["p50", "p99"] as const) {
+        rows.push(
+          row("1 latency", `exit → TaskDelete seen ${k} (reap=always)`, always.deleted[k], "ms", {
+            baseline: { what: "raw subscriber, no store", value: always.floor[k] },
+            load: always.load,
+          }),
+        );
+      }
+    }
+    return {
+      params: {
+        sandboxes: count,
+        signal: "SIGKILL, to every init pid in one loop",
+        containerd: "private, runc, busybox sleep",
+        pollers: POLLERS,
+      },
+      figures: {
+        reapNever: {
+          agent: rounded(never.agent),
+          floor: rounded(never.floor),
+          agentMinusFloorPerSandbox: rounded(never.agentMinusFloor),
+          commitMinusFloorPerSandbox: rounded(never.commitMinusFloor),
+          answerMinusCommitPerSandbox: rounded(never.answerMinusCommit),
+          poller: rounded(never.poller),
+          agentCpu: never.agentCpu,
+          load: never.load,
+        },
+        reapAlways: {
+          agent: rounded(always.agent),
+          floor: rounded(always.floor),
+          agentMinusFloorPerSandbox: rounded(always.agentMinusFloor),
+          commitMinusFloorPerSandbox: rounded(always.commitMinusFloor),
+          answerMinusCommitPerSandbox: rounded(always.answerMinusCommit),
+          taskDeleted: rounded(always.deleted),
+          agentCpu: always.agentCpu,
+          load: always.load,
+        },
+      },
+      rows,
+    };
+  } finally {
+    ctx.log("latency: stopping containerd");
+    await containerd.stop();
+  }
+}

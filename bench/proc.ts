@@ -1,0 +1,112 @@
+/**
+ * What the benchmarks read about processes and the machine from /proc: RSS, CPU time,
+ * load, and the machine description the README quotes.
+ *
+ * @module
+ */
+
+/** Wall-clock milliseconds with sub-millisecond resolution, comparable across processes. */
+export function wallMs(): number {
+  return performance.timeOrigin + performance.now();
+}
+
+/** Resident set size of `pid` in bytes (VmRSS). */
+export function rssBytes(pid: number): number {
+  const status = Deno.readTextFileSync(`/proc/${pid}/status`);
+  const kb = /^VmRSS:\s+(\d+) kB/m.exec(status)?.[1];
+  if (kb === undefined) throw new Error(`no VmRSS in /proc/${pid}/status`);
+  return Number(kb) * 1024;
+}
+
+/** Peak resident set size of `pid` in bytes (VmHWM). */
+export function peakRssBytes(pid: number): number {
+  const status = Deno.readTextFileSync(`/proc/${pid}/status`);
+  const kb = /^VmHWM:\s+(\d+) kB/m.exec(status)?.[1];
+  if (kb === undefined) throw new Error(`no VmHWM in /proc/${pid}/status`);
+  return Number(kb) * 1024;
+}
+
+let clockTicks: number | undefined;
+
+/** USER_HZ, the unit of utime/stime in /proc/PID/stat. */
+export function clockTicksPerSecond(): number {
+  if (clockTicks === undefined) {
+    const out = new Deno.Command("getconf", { args: ["CLK_TCK"], stdout: "piped" }).outputSync();
+    clockTicks = Number(new TextDecoder().decode(out.stdout).trim()) || 100;
+  }
+  return clockTicks;
+}
+
+/** CPU time (user + system, all threads) `pid` has used so far, in milliseconds. */
+export function cpuMs(pid: number): number {
+  const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+  // Fields after the command name, which is in parentheses and may contain spaces.
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  const utime = Number(fields[11]);
+  const stime = Number(fields[12]);
+  return (utime + stime) * 1000 / clockTicksPerSecond();
+}
+
+/** The 1-minute load average. */
+export function loadAverage(): number {
+  return Number(Deno.readTextFileSync("/proc/loadavg").split(" ")[0]);
+}
+
+/** Resolves once `pid` has used no CPU for `quietMs` (its work is done), or after `timeoutMs`. */
+export async function quiescent(
+  pid: number,
+  { quietMs = 300, timeoutMs = 30_000 } = {},
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let last = cpuMs(pid);
+  let quietSince = Date.now();
+  while (Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 50));
+    const now = cpuMs(pid);
+    if (now !== last) {
+      last = now;
+      quietSince = Date.now();
+    } else if (Date.now() - quietSince >= quietMs) return;
+  }
+}
+
+export interface Machine {
+  cores: number;
+  cpuModel: string;
+  kernel: string;
+  deno: string;
+  v8: string;
+  memoryMiB: number;
+}
+
+export function machine(): Machine {
+  const cpuinfo = Deno.readTextFileSync("/proc/cpuinfo");
+  const meminfo = Deno.readTextFileSync("/proc/meminfo");
+  return {
+    cores: navigator.hardwareConcurrency,
+    cpuModel: /^model name\s*:\s*(.*)$/m.exec(cpuinfo)?.[1]?.trim() ?? "unknown",
+    kernel: Deno.osRelease(),
+    deno: Deno.version.deno,
+    v8: Deno.version.v8,
+    memoryMiB: Math.round(Number(/^MemTotal:\s+(\d+)/m.exec(meminfo)?.[1] ?? 0) / 1024),
+  };
+}
+
+/** Total bytes of the files under `dir` (apparent size) and the blocks they occupy. */
+export async function diskUsage(dir: string): Promise<{ bytes: number; allocated: number }> {
+  let bytes = 0;
+  let allocated = 0;
+  for await (const entry of Deno.readDir(dir)) {
+    const path = `${dir}/${entry.name}`;
+    if (entry.isDirectory) {
+      const sub = await diskUsage(path);
+      bytes += sub.bytes;
+      allocated += sub.allocated;
+    } else if (entry.isFile) {
+      const info = await Deno.stat(path);
+      bytes += info.size;
+      allocated += (info.blocks ?? 0) * 512;
+    }
+  }
+  return { bytes, allocated };
+}

@@ -1,0 +1,170 @@
+/**
+ * Group commit (src/store/group_commit.ts) and what the KV store builds on it: concurrent
+ * writes share commits, each stays all-or-nothing with its check, a stale remembered
+ * record costs a re-read and never a lost update.
+ */
+import { join } from "node:path";
+import { GroupCommitter } from "../../src/store/group_commit.ts";
+import { KvSandboxStore, STATE_FILE } from "../../src/store/kv_store.ts";
+import type { SandboxExit, SandboxRecord } from "../../src/store/types.ts";
+import { assert, assertEquals } from "../harness/assert.ts";
+
+const NS = "k8s.io";
+const key = (id: string) => ({ namespace: NS, id });
+const exit = (status: number): Omit<SandboxExit, "recordedAt"> => ({
+  status,
+  exitedAt: "2026-01-01T00:00:00.000000001Z",
+  source: "event",
+  statusKnown: true,
+});
+
+async function tempState(): Promise<{ path: string; [Symbol.asyncDispose](): Promise<void> }> {
+  const dir = await Deno.makeTempDir({ prefix: "podsandboxd-group-" });
+  return {
+    path: join(dir, STATE_FILE),
+    async [Symbol.asyncDispose]() {
+      await Deno.remove(dir, { recursive: true });
+    },
+  };
+}
+
+Deno.test("writes that arrive during a commit share the next one; each resolves after it", async () => {
+  const kv = await Deno.openKv(":memory:");
+  try {
+    let commits = 0;
+    const group = new GroupCommitter(kv, { onCommit: () => commits++ });
+    const writes = Array.from({ length: 40 }, (_, i) =>
+      group.commit({
+        subject: `s${i}`,
+        build: (op) => op.check({ key: ["k", i], versionstamp: null }).set(["k", i], i),
+      }));
+    const stamps = await Promise.all(writes);
+    // The first finds the store idle and goes alone; the other 39 wait for one commit.
+    assertEquals(commits, 2);
+    assert(stamps.every((s) => typeof s === "string"));
+    assertEquals(new Set(stamps).size, 2);
+    for (let i = 0; i < 40; i++) assertEquals((await kv.get(["k", i])).value, i);
+  } finally {
+    kv.close();
+  }
+});
+
+Deno.test("a stale check fails only its own write; the rest of its group commits", async () => {
+  const kv = await Deno.openKv(":memory:");
+  try {
+    await kv.set(["k", "stale"], "old");
+    const stale = await kv.get(["k", "stale"]);
+    await kv.set(["k", "stale"], "changed behind our back");
+    const group = new GroupCommitter(kv);
+    // Occupy the committer so the next three form one group.
+    const first = group.commit({ subject: "first", build: (op) => op.set(["k", "first"], 1) });
+    const results = await Promise.all([
+      first,
+      group.commit({ subject: "a", build: (op) => op.set(["k", "a"], 1) }),
+      group.commit({ subject: "stale", build: (op) => op.check(stale).set(["k", "stale"], 2) }),
+      group.commit({ subject: "b", build: (op) => op.set(["k", "b"], 1) }),
+    ]);
+    assertEquals(results.map((r) => r !== null), [true, true, false, true]);
+    assertEquals((await kv.get(["k", "stale"])).value, "changed behind our back");
+    assertEquals((await kv.get(["k", "a"])).value, 1);
+    assertEquals((await kv.get(["k", "b"])).value, 1);
+  } finally {
+    kv.close();
+  }
+});
+
+Deno.test("two writes of one subject never share a commit", async () => {
+  const kv = await Deno.openKv(":memory:");
+  try {
+    const group = new GroupCommitter(kv);
+    const seen = await kv.get(["k", "x"]);
+    const first = group.commit({ subject: "busy", build: (op) => op.set(["k", "busy"], 1) });
+    // Both computed from the same read: only one may win, the other must see a conflict.
+    const [, a, b] = await Promise.all([
+      first,
+      group.commit({ subject: "x", build: (op) => op.check(seen).set(["k", "x"], "a") }),
+      group.commit({ subject: "x", build: (op) => op.check(seen).set(["k", "x"], "b") }),
+    ]);
+    assert(a !== null && b === null, `a=${a} b=${b}`);
+    assertEquals((await kv.get(["k", "x"])).value, "a");
+  } finally {
+    kv.close();
+  }
+});
+
+Deno.test("a group over Deno KV's limits is committed write by write", async () => {
+  const kv = await Deno.openKv(":memory:");
+  try {
+    // 150 checks in one atomic operation exceed KV's 100: the group is refused as a whole.
+    const group = new GroupCommitter(kv, { maxWrites: 200 });
+    const first = group.commit({ subject: "first", build: (op) => op.set(["k", "first"], 1) });
+    const rest = Array.from({ length: 150 }, (_, i) =>
+      group.commit({
+        subject: `s${i}`,
+        build: (op) => op.check({ key: ["k", i], versionstamp: null }).set(["k", i], i),
+      }));
+    const stamps = await Promise.all([first, ...rest]);
+    assert(stamps.every((s) => s !== null));
+    assertEquals((await kv.get(["k", 149])).value, 149);
+  } finally {
+    kv.close();
+  }
+});
+
+Deno.test("a burst of exits on many sandboxes is recorded with few commits, all durably", async () => {
+  await using state = await tempState();
+  let commits = 0;
+  const store = await KvSandboxStore.open(state.path, { onCommit: () => commits++ });
+  const ids = Array.from({ length: 300 }, (_, i) => `sb-${i}`);
+  try {
+    await Promise.all(ids.map((id, i) => store.markRunning(key(id), 1000 + i)));
+    commits = 0;
+    const results = await Promise.all(ids.map((id) => store.recordExit(key(id), exit(137))));
+    assert(results.every((r) => r.changed));
+    assert(commits <= 10, `${commits} commits for 300 exits`);
+  } finally {
+    store.close();
+  }
+  const reopened = await KvSandboxStore.open(state.path);
+  try {
+    const records = await reopened.list({ namespace: NS });
+    assertEquals(records.length, 300);
+    assert(records.every((r) => r.exit?.status === 137 && r.state === "SANDBOX_NOTREADY"));
+  } finally {
+    reopened.close();
+  }
+});
+
+Deno.test("a record changed behind the store's back is read again, never overwritten", async () => {
+  await using state = await tempState();
+  const store = await KvSandboxStore.open(state.path);
+  try {
+    // The store now remembers sb as READY with pid 42 (and that entry's versionstamp).
+    await store.markRunning(key("sb"), 42);
+    // Another writer records an exit directly in the file.
+    const other = await Deno.openKv(state.path);
+    try {
+      const entry = await other.get<SandboxRecord>(["sandbox", NS, "sb"]);
+      const exited: SandboxRecord = {
+        ...entry.value!,
+        state: "SANDBOX_NOTREADY",
+        exit: { ...exit(7), recordedAt: "2026-01-01T00:00:01.000000000Z" },
+      };
+      assert((await other.atomic().check(entry).set(entry.key, exited).commit()).ok);
+    } finally {
+      other.close();
+    }
+    // The remembered record is stale: the commit's check fails, the store reads again and
+    // the first exit (7) stands.
+    const result = await store.recordExit(key("sb"), exit(137));
+    assertEquals(result.changed, false);
+    assertEquals(result.record.exit?.status, 7);
+    assertEquals((await store.get(key("sb")))?.exit?.status, 7);
+    // And a later transition builds on what is really stored.
+    const deleted = await store.markDeleted(key("sb"), "2026-01-02T00:00:00.000000000Z");
+    assertEquals(deleted?.record.exit?.status, 7);
+    assertEquals(deleted?.record.deletedAt, "2026-01-02T00:00:00.000000000Z");
+  } finally {
+    store.close();
+  }
+});
