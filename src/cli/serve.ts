@@ -1,4 +1,3 @@
-import { join } from "node:path";
 import { GrpcContainerdClient } from "../containerd/grpc_client.ts";
 import { Controller } from "../controller/controller.ts";
 import { processEnv } from "../config/defaults.ts";
@@ -8,7 +7,9 @@ import { logger, setupLogging } from "../log.ts";
 import { AgentMetrics } from "../metrics/agent_metrics.ts";
 import { describeAddress, serveMetrics } from "../metrics/server.ts";
 import { ApiServer } from "../server/server.ts";
-import { KvSandboxStore, STATE_FILE } from "../store/kv_store.ts";
+import { KvSandboxStore } from "../store/kv_store.ts";
+import { prepareStateDir } from "../store/state_dir.ts";
+import { checkPermissions } from "./preflight.ts";
 import { type Command, parseCommandArgs, UsageError } from "./command.ts";
 
 const log = logger("serve");
@@ -53,7 +54,8 @@ ${serveOptionsHelp()}
   async run(args) {
     const parsed = parseCommandArgs(this, args, serveParseConfig(), { min: 0, max: 0 });
     if (!parsed) return 0;
-    const { config } = await loadConfig(parsed.values);
+    const { config, file } = await loadConfig(parsed.values);
+    await checkPermissions(config, file);
     await setupLogging({
       level: config.logLevel,
       json: config.logFormat === "auto" ? undefined : config.logFormat === "json",
@@ -73,9 +75,8 @@ export async function serve(config: ServeConfig): Promise<number> {
   Deno.addSignalListener("SIGTERM", onSignal);
   Deno.addSignalListener("SIGINT", onSignal);
 
-  await Deno.mkdir(config.state, { recursive: true, mode: 0o700 });
   const metrics = new AgentMetrics();
-  const store = await KvSandboxStore.open(join(config.state, STATE_FILE), {
+  const store = await KvSandboxStore.open(await prepareStateDir(config.state), {
     onCommit: (seconds) => metrics.storeCommit.observe(seconds),
   });
   const client = new GrpcContainerdClient({
@@ -90,6 +91,7 @@ export async function serve(config: ServeConfig): Promise<number> {
     resyncIntervalMs: config.resyncInterval,
     pollIntervalMs: config.pollInterval,
     retentionMs: config.retention,
+    maxWaiters: config.maxWaiters,
     observer: metrics.controllerObserver(),
   });
   metrics.bind(controller);
@@ -107,7 +109,11 @@ export async function serve(config: ServeConfig): Promise<number> {
       log.info("metrics on {address}", { address: describeAddress(config.metricsAddress) });
     }
     if (!stop.signal.aborted) {
-      server = await ApiServer.start({ socketPath: config.socket, service: controller });
+      server = await ApiServer.start({
+        socketPath: config.socket,
+        service: controller,
+        socketGroup: config.socketGroup,
+      });
       log.info(
         "serving on {socket} (namespace {namespace}, state {state}, reap {reap}, events {events})",
         {
@@ -123,7 +129,8 @@ export async function serve(config: ServeConfig): Promise<number> {
     // Waiters get UNAVAILABLE "shutting down" before the server stops taking calls.
     controller.close();
     await server?.close(SHUTDOWN_GRACE_MS);
-    await metricsServer?.shutdown();
+    // Scrapers get a moment; a stuck one must not hold the stop past its 5 s.
+    await Promise.race([metricsServer?.shutdown(), new Promise((r) => setTimeout(r, 500))]);
     await running;
     return 0;
   } finally {

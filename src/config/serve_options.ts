@@ -46,6 +46,10 @@ export interface ServeConfig {
   metricsAddress?: MetricsAddress;
   /** Milliseconds records of removed sandboxes are kept; 0 = forever. */
   retention: number;
+  /** Group owning the agent's socket (undefined: "podsandboxd" if it exists). */
+  socketGroup?: string;
+  /** Concurrent Wait calls beyond which calls get RESOURCE_EXHAUSTED. */
+  maxWaiters: number;
 }
 
 /** Where a value came from, in precedence order: flags > environment > file > defaults. */
@@ -119,6 +123,26 @@ function nonEmpty(text: string): string {
   return text;
 }
 
+function groupName(text: string): string {
+  if (!/^(?:\d+|[a-z_][a-z0-9_-]*\$?)$/.test(text) || text.length > 32) {
+    throw new RangeError(
+      `invalid group ${
+        JSON.stringify(text)
+      }: a group name (lower case letters, digits, "_", "-") or a numeric gid`,
+    );
+  }
+  return text;
+}
+
+function positiveInteger(text: string): number {
+  if (!/^\d+$/.test(text) || Number(text) < 1 || Number(text) > 10_000_000) {
+    throw new RangeError(
+      `invalid number ${JSON.stringify(text)}: a whole number from 1 to 10000000`,
+    );
+  }
+  return Number(text);
+}
+
 function positiveDuration(text: string): number {
   const ms = parseDuration(text);
   if (ms < 10) {
@@ -179,6 +203,26 @@ export const SERVE_OPTIONS = [
       "$RUNTIME_DIRECTORY/podsandboxd.sock, else /run/podsandboxd/podsandboxd.sock as root, else $XDG_RUNTIME_DIR/podsandboxd/podsandboxd.sock",
     default: (env) => defaultSocketPath(env),
     parse: absolutePath,
+  }),
+  def({
+    key: "socketGroup",
+    flag: "socket-group",
+    arg: "GROUP",
+    description:
+      "group owning the socket (mode 0660): its members may query the agent; named explicitly, it must exist",
+    defaultText: "podsandboxd when that group exists, else the agent's own group",
+    default: () => undefined,
+    parse: groupName,
+  }),
+  def({
+    key: "maxWaiters",
+    flag: "max-waiters",
+    arg: "N",
+    description:
+      "concurrent Wait calls beyond which further ones get RESOURCE_EXHAUSTED (bounds memory)",
+    defaultText: "65536",
+    default: () => 65_536,
+    parse: positiveInteger,
   }),
   def({
     key: "reap",

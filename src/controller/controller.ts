@@ -6,7 +6,7 @@
  * @module
  */
 import type { ContainerdClient } from "../containerd/types.ts";
-import { NotFoundError, UnavailableError } from "../errors.ts";
+import { NotFoundError, ResourceExhaustedError, UnavailableError } from "../errors.ts";
 import { logger } from "../log.ts";
 import { nodePlatform, type Platform } from "../platform.ts";
 import type {
@@ -80,7 +80,14 @@ export interface ControllerOptions {
   observer?: ControllerObserver;
   /** Records of removed sandboxes expire after this; 0 keeps them. @default DEFAULT_RETENTION_MS */
   retentionMs?: number;
+  /** Concurrent waiters beyond which `wait` fails RESOURCE_EXHAUSTED. @default DEFAULT_MAX_WAITERS */
+  maxWaiters?: number;
 }
+
+/** @default 65_536 */
+export const DEFAULT_MAX_WAITERS = 65_536;
+/** Concurrent Watch streams beyond which `watch` fails RESOURCE_EXHAUSTED. */
+export const MAX_WATCHERS = 1_024;
 
 export type ConnectionState = "connecting" | "connected" | "disconnected";
 
@@ -115,6 +122,7 @@ export class Controller {
   readonly #statusListeners = new Set<(status: ConnectionStatus) => void>();
   readonly #retentionMs: number;
   readonly #closing = new AbortController();
+  readonly #maxWaiters: number;
 
   constructor(client: ContainerdClient, store: SandboxStore, options: ControllerOptions) {
     // Every committed change reaches watchers, whoever wrote it.
@@ -124,6 +132,7 @@ export class Controller {
     );
     store = this.#store;
     this.#retentionMs = options.retentionMs ?? DEFAULT_RETENTION_MS;
+    this.#maxWaiters = options.maxWaiters ?? DEFAULT_MAX_WAITERS;
     this.namespace = options.namespace;
     this.reap = options.reap;
     this.events = options.events ?? "stream";
@@ -205,6 +214,9 @@ export class Controller {
     options: { namespace: string; snapshot?: boolean; signal?: AbortSignal },
   ): AsyncGenerator<Change & { snapshot: boolean }, void, undefined> {
     // Subscribe before the snapshot: a change made meanwhile is sent (again) after it.
+    if (this.#feed.size >= MAX_WATCHERS) {
+      throw new ResourceExhaustedError(`too many concurrent watchers (${MAX_WATCHERS})`);
+    }
     const signal = options.signal
       ? AbortSignal.any([options.signal, this.#closing.signal])
       : this.#closing.signal;
@@ -238,6 +250,11 @@ export class Controller {
    * with UnavailableError when the agent shuts down.
    */
   async wait(key: SandboxKey, options: { signal?: AbortSignal } = {}): Promise<ExitedRecord> {
+    if (this.#waiters.size >= this.#maxWaiters) {
+      throw new ResourceExhaustedError(
+        `too many concurrent waiters (${this.#maxWaiters}, --max-waiters); retry later`,
+      );
+    }
     for (;;) {
       // Register before reading: an exit committed in between is then never missed.
       const waiter = this.#waiters.register(waiterKey(key), options.signal);

@@ -13,6 +13,7 @@ import type {
   TaskInfo,
 } from "../containerd/types.ts";
 import { FailedPreconditionError, NotFoundError } from "../errors.ts";
+import { validateIdentifier } from "../ids.ts";
 import { logger } from "../log.ts";
 import type {
   PendingExit,
@@ -59,7 +60,12 @@ export interface ControllerObserver {
   connected?(): void;
   /** A listing was reconciled with the store. */
   resynced?(): void;
+  /** An event was skipped as unusable. */
+  eventSkipped?(reason: SkipReason): void;
 }
+
+/** Why an event from containerd was skipped. */
+export type SkipReason = "unknown-type" | "malformed" | "bad-id";
 
 export interface TrackerOptions {
   observer?: ControllerObserver;
@@ -97,6 +103,7 @@ export class SandboxTracker {
   readonly #lastEvent = new Map<string, number>();
   #seq = 0;
   #failing = 0;
+  readonly #skipsLogged = new Set<SkipReason>();
   /** Aborted by close(): ends retries. */
   readonly #stopping = new AbortController();
 
@@ -137,10 +144,13 @@ export class SandboxTracker {
   dispatch(event: ContainerdEvent): void {
     switch (event.kind) {
       case "marker":
+        return;
       case "ignored":
+        // The subscription asks only for topics podsandboxd handles: another type is odd.
+        this.#skip("unknown-type", event, `unexpected event type ${JSON.stringify(event.typeUrl)}`);
         return;
       case "malformed":
-        log.warn("skipped a malformed {topic} event ({typeUrl}): {reason}", { ...event });
+        this.#skip("malformed", event, `undecodable ${event.typeUrl}: ${event.reason}`);
         return;
       case "task-exit":
       case "task-delete":
@@ -149,8 +159,10 @@ export class SandboxTracker {
         break;
     }
     const id = "id" in event ? event.id : event.containerId;
-    if (id === "") {
-      log.warn("skipped a {topic} event without a container id", { topic: event.topic });
+    try {
+      validateIdentifier("container id", id);
+    } catch (err) {
+      this.#skip("bad-id", event, errorText(err));
       return;
     }
     this.#lastEvent.set(id, ++this.#seq);
@@ -496,6 +508,25 @@ export class SandboxTracker {
     } finally {
       if (failing) this.#failing--;
     }
+  }
+
+  /**
+   * Skips an event podsandboxd cannot use: counted always, logged once per reason (with
+   * its context) so a flood of bad input cannot flood the log.
+   */
+  #skip(reason: SkipReason, event: ContainerdEvent, detail: string): void {
+    this.#options.observer?.eventSkipped?.(reason);
+    if (this.#skipsLogged.has(reason)) return;
+    this.#skipsLogged.add(reason);
+    log.warn(
+      "skipped a {topic} event in {namespace}: {detail} (further {reason} events are only counted)",
+      {
+        topic: event.topic.slice(0, 200),
+        namespace: event.namespace,
+        detail: detail.slice(0, 500),
+        reason,
+      },
+    );
   }
 
   #key(id: string): SandboxKey {

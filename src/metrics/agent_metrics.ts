@@ -33,6 +33,7 @@ export class AgentMetrics {
   readonly resyncs: Counter;
   readonly storeCommit: Histogram;
   readonly containerdCalls: Counter;
+  readonly eventsSkipped: Counter;
 
   constructor() {
     const r = this.registry;
@@ -62,6 +63,10 @@ export class AgentMetrics {
       "podsandboxd_containerd_calls_total",
       "Calls made to containerd, by method (tasks.Delete and tasks.Kill only with --reap=always).",
     );
+    this.eventsSkipped = r.counter(
+      "podsandboxd_events_skipped_total",
+      "Events from containerd skipped as unusable, by reason (unknown-type, malformed, bad-id).",
+    );
   }
 
   /** Hooks for the controller. */
@@ -73,6 +78,7 @@ export class AgentMetrics {
       },
       connected: () => this.connects.inc(),
       resynced: () => this.resyncs.inc(),
+      eventSkipped: (reason) => this.eventsSkipped.inc({ reason }),
     };
   }
 

@@ -28,6 +28,8 @@ function num(value: number): string {
 }
 
 interface Metric {
+  readonly name: string;
+  readonly help: string;
   render(): string[] | Promise<string[]>;
 }
 
@@ -128,6 +130,15 @@ export class Registry {
   #add<M extends Metric>(metric: M): M {
     this.#metrics.push(metric);
     return metric;
+  }
+
+  /** Name, type and help of every metric (for the README's reference). */
+  describe(): Array<{ name: string; type: string; help: string }> {
+    return this.#metrics.map((m) => ({
+      name: m.name,
+      type: m instanceof Counter ? "counter" : m instanceof Histogram ? "histogram" : "gauge",
+      help: m.help,
+    }));
   }
 
   /** The text exposition of every metric. */

@@ -26,6 +26,7 @@ import {
   type WatchRequest,
 } from "../gen/podsandboxd/v1/podsandboxd.ts";
 import { validateIdentifier } from "../ids.ts";
+import { MalformedRequest } from "./malformed.ts";
 import type { ExitSource, SandboxKey, SandboxRecord, SandboxState } from "../store/types.ts";
 import { toTimestamp } from "../time.ts";
 import { toServiceError } from "./status.ts";
@@ -37,6 +38,13 @@ export const NAMESPACE_METADATA = "containerd-namespace";
 type UnaryCall<Req> = grpc.ServerUnaryCall<Req, unknown>;
 type Callback<Res> = grpc.sendUnaryData<Res>;
 
+/** A request that did not decode is the client's error: INVALID_ARGUMENT naming why. */
+export function rejectMalformed(request: unknown, method: string): void {
+  if (request instanceof MalformedRequest) {
+    throw new InvalidArgumentError(`malformed ${method} request: ${request.reason}`);
+  }
+}
+
 /** Wraps an async handler: its result or typed error becomes the gRPC response. */
 function unary<Req, Res>(
   method: string,
@@ -44,7 +52,10 @@ function unary<Req, Res>(
 ): (call: UnaryCall<Req>, callback: Callback<Res>) => void {
   return (call, callback) => {
     // Async, so a handler that throws synchronously still answers with its status.
-    Promise.resolve().then(() => handler(call)).then(
+    Promise.resolve().then(() => {
+      rejectMalformed(call.request, method);
+      return handler(call);
+    }).then(
       (res) => callback(null, res),
       (err) => callback(toServiceError(err, method) as grpc.ServiceError),
     );
@@ -246,6 +257,7 @@ function watchHandler(service: SandboxService) {
     const abort = new AbortController();
     call.on("cancelled", () => abort.abort());
     (async () => {
+      rejectMalformed(call.request, "Sandboxes/Watch");
       const namespace = namespaceOf(call, service, call.request.namespace);
       const changes = service.watch({
         namespace,

@@ -7,7 +7,9 @@
  */
 import type * as grpc from "@grpc/grpc-js";
 import type { ConnectionStatus } from "../controller/controller.ts";
-import { NotFoundError } from "../errors.ts";
+import { InvalidArgumentError, NotFoundError } from "../errors.ts";
+import { rejectMalformed } from "./handlers.ts";
+import { MalformedRequest } from "./malformed.ts";
 import {
   type HealthCheckRequest,
   type HealthCheckResponse,
@@ -35,6 +37,7 @@ export function healthHandlers(service: SandboxService) {
       callback: grpc.sendUnaryData<HealthCheckResponse>,
     ) {
       try {
+        rejectMalformed(call.request, "Health/Check");
         checkService(call.request.service);
         callback(null, { status: servingOf(service.status) });
       } catch (err) {
@@ -42,6 +45,15 @@ export function healthHandlers(service: SandboxService) {
       }
     },
     watch(call: grpc.ServerWritableStream<HealthCheckRequest, HealthCheckResponse>) {
+      if (call.request instanceof MalformedRequest) {
+        call.destroy(
+          toServiceError(
+            new InvalidArgumentError(`malformed Health/Watch request: ${call.request.reason}`),
+            "Health/Watch",
+          ) as Error,
+        );
+        return;
+      }
       if (!HEALTH_SERVICES.includes(call.request.service)) {
         // Per the protocol, Watch reports an unknown service instead of failing.
         call.write({ status: Serving.SERVICE_UNKNOWN });

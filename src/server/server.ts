@@ -4,13 +4,15 @@
  *
  * @module
  */
+import type { Buffer } from "node:buffer";
 import * as grpc from "@grpc/grpc-js";
 import { ControllerService } from "../gen/containerd/services/sandbox/v1/sandbox.ts";
 import { SandboxesService } from "../gen/podsandboxd/v1/podsandboxd.ts";
 import { HealthService } from "../gen/grpc/health/v1/health.ts";
 import { sandboxControllerHandlers, sandboxesHandlers } from "./handlers.ts";
 import { healthHandlers } from "./health.ts";
-import { prepareSocketPath } from "./socket.ts";
+import { MalformedRequest } from "./malformed.ts";
+import { prepareSocketPath, secureSocket } from "./socket.ts";
 import type { SandboxService } from "./types.ts";
 
 /** Requests are a few ids; anything bigger is refused before it is parsed. */
@@ -21,6 +23,28 @@ export interface ApiServerOptions {
   service: SandboxService;
   /** @default 0o660 */
   socketMode?: number;
+  /** Group owning the socket. @default DEFAULT_SOCKET_GROUP when it exists */
+  socketGroup?: string;
+}
+
+/**
+ * The service definition with decoding failures turned into MalformedRequest values:
+ * grpc-js would answer a throwing deserializer with INTERNAL, but a garbled request is
+ * the client's error.
+ */
+function tolerant(definition: object): grpc.ServiceDefinition {
+  return Object.fromEntries(
+    Object.entries(definition).map(([name, method]) => [name, {
+      ...method,
+      requestDeserialize: (bytes: Buffer) => {
+        try {
+          return method.requestDeserialize(bytes);
+        } catch (err) {
+          return new MalformedRequest(err instanceof Error ? err.message : String(err));
+        }
+      },
+    }]),
+  ) as grpc.ServiceDefinition;
 }
 
 export class ApiServer {
@@ -38,15 +62,15 @@ export class ApiServer {
       "grpc.max_receive_message_length": MAX_REQUEST_BYTES,
     });
     server.addService(
-      ControllerService as unknown as grpc.ServiceDefinition,
+      tolerant(ControllerService),
       sandboxControllerHandlers(options.service) as unknown as grpc.UntypedServiceImplementation,
     );
     server.addService(
-      SandboxesService as unknown as grpc.ServiceDefinition,
+      tolerant(SandboxesService),
       sandboxesHandlers(options.service) as unknown as grpc.UntypedServiceImplementation,
     );
     server.addService(
-      HealthService as unknown as grpc.ServiceDefinition,
+      tolerant(HealthService),
       healthHandlers(options.service) as unknown as grpc.UntypedServiceImplementation,
     );
     await prepareSocketPath(options.socketPath);
@@ -63,15 +87,34 @@ export class ApiServer {
           : resolve()),
       );
     });
-    await Deno.chmod(options.socketPath, options.socketMode ?? 0o660);
+    try {
+      await secureSocket(options.socketPath, {
+        mode: options.socketMode ?? 0o660,
+        group: options.socketGroup,
+      });
+    } catch (err) {
+      server.forceShutdown();
+      await Deno.remove(options.socketPath).catch(() => {});
+      throw err;
+    }
     return new ApiServer(server, options.socketPath);
   }
 
-  /** Stops accepting calls, lets in-flight ones finish for up to `graceMs`, then cuts them. */
+  /**
+   * Stops accepting calls, lets in-flight ones finish for up to `graceMs`, then cuts
+   * them. Resolves within about `graceMs` + 500 ms even when clients hold connections
+   * that never spoke HTTP/2 (grpc-js cannot cut those; the process exit does).
+   */
   async close(graceMs = 2_000): Promise<void> {
     const graceful = new Promise<void>((resolve) => this.#server.tryShutdown(() => resolve()));
-    const timer = setTimeout(() => this.#server.forceShutdown(), graceMs);
-    await graceful;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const cut = new Promise<void>((resolve) => {
+      timer = setTimeout(() => {
+        this.#server.forceShutdown();
+        setTimeout(resolve, 500);
+      }, graceMs);
+    });
+    await Promise.race([graceful, cut]);
     clearTimeout(timer);
     await Deno.remove(this.socketPath).catch(() => {});
   }

@@ -37,6 +37,21 @@ const subject = (k: SandboxKey) => `${k.namespace}\0${k.id}`;
 /** Records remembered with their versionstamps (oldest forgotten first). @default 32_768 */
 export const KNOWN_RECORDS = 32_768;
 
+/** The store file cannot be read: the agent refuses to start rather than wipe it. */
+export class CorruptStateError extends Error {
+  override name = "CorruptStateError";
+}
+
+function corrupt(path: string, err: unknown): CorruptStateError {
+  const reason = err instanceof Error ? err.message : String(err);
+  return new CorruptStateError(
+    `state file ${path} cannot be read (${reason}). It is left untouched. To start over, ` +
+      `stop podsandboxd and move it aside (mv ${path} ${path}.corrupt); the agent then re-learns ` +
+      "running sandboxes from containerd, and exits recorded only in the old file are lost",
+    { cause: err },
+  );
+}
+
 export interface KvStoreOptions {
   /** Clock for `updatedAt`/`recordedAt`; tests pass a fake. @default () => new Date() */
   now?: () => Date;
@@ -63,7 +78,12 @@ export class KvSandboxStore implements SandboxStore {
    * Throws when the state was written by a newer schema.
    */
   static async open(path: string, options: KvStoreOptions = {}): Promise<KvSandboxStore> {
-    const kv = await Deno.openKv(path);
+    let kv: Deno.Kv;
+    try {
+      kv = await Deno.openKv(path);
+    } catch (err) {
+      throw corrupt(path, err);
+    }
     try {
       const schema = await kv.get<number>(SCHEMA_KEY);
       if (schema.value === null) {
@@ -74,9 +94,11 @@ export class KvSandboxStore implements SandboxStore {
             `understands (${SCHEMA_VERSION}); run a newer podsandboxd or move the state away`,
         );
       }
+      // Reading every record proves the file is whole before the agent relies on it.
+      for await (const _ of kv.list({ prefix: [] }, { batchSize: 1000 })) { /* read through */ }
     } catch (err) {
       kv.close();
-      throw err;
+      throw err instanceof Error && /schema version/.test(err.message) ? err : corrupt(path, err);
     }
     return new KvSandboxStore(kv, options);
   }

@@ -22,13 +22,17 @@ export interface AgentOptions {
   args?: string[];
   /** Resolve before the agent is ready (for tests of start-up itself). */
   noWait?: boolean;
+  /** More unix sockets (in `dir`) the agent may use, e.g. a --socket elsewhere. */
+  sockets?: string[];
 }
 
 export type LogLine = Record<string, unknown> & { message?: string; level?: string };
 
 /** `deno run` arguments that run the CLI under the agent's permissions. */
-export function agentDenoArgs(options: { dir: string; containerdSocket?: string }): string[] {
-  const sockets = [join(options.dir, "agent.sock")];
+export function agentDenoArgs(
+  options: { dir: string; containerdSocket?: string; sockets?: string[] },
+): string[] {
+  const sockets = [join(options.dir, "agent.sock"), ...(options.sockets ?? [])];
   if (options.containerdSocket) sockets.push(options.containerdSocket);
   return ["run", ...agentPermissionFlags({ paths: [options.dir, ...sockets], sockets }), MAIN];
 }

@@ -32,6 +32,8 @@ Deno.test("without flags every option has its default, with source 'default'", (
     logFormat: "auto",
     metricsAddress: undefined,
     retention: 86_400_000,
+    socketGroup: undefined,
+    maxWaiters: 65_536,
   });
   assertEquals(Object.keys(sources).sort(), Object.keys(config).sort());
   for (const [k, source] of Object.entries(sources)) assertEquals(source, "default", k);
@@ -54,6 +56,8 @@ Deno.test("every flag parses, and its source becomes 'flag'", () => {
       "log-format": "json",
       retention: "1h",
       "metrics-address": "127.0.0.1:9477",
+      "socket-group": "podsandboxd",
+      "max-waiters": "100",
     },
     env: ENV,
   });
@@ -72,6 +76,8 @@ Deno.test("every flag parses, and its source becomes 'flag'", () => {
     logFormat: "json",
     retention: 3_600_000,
     metricsAddress: { hostname: "127.0.0.1", port: 9477 },
+    socketGroup: "podsandboxd",
+    maxWaiters: 100,
   });
   for (const [k, source] of Object.entries(sources)) assertEquals(source, "flag", k);
 });
@@ -156,6 +162,9 @@ Deno.test("a bad value of every option is a RangeError naming the flag, the valu
     ["metrics-address", "0.0.0.0", /HOST:PORT \(e\.g\. 127\.0\.0\.1:9477\) or unix:\/path/],
     ["metrics-address", "localhost:99999", /HOST:PORT/],
     ["metrics-address", "unix:relative", /unix:\/path/],
+    ["socket-group", "Bad Group!", /a group name .* or a numeric gid/],
+    ["max-waiters", "0", /a whole number from 1 to 10000000/],
+    ["max-waiters", "many", /a whole number from 1 to 10000000/],
   ];
   const covered = new Set<string>();
   for (const [flag, value, form] of cases) {
