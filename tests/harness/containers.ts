@@ -91,15 +91,17 @@ export class Containers {
   }
 
   /**
-   * Resolves once the container's init process has a handler for SIGTERM installed
-   * (its shell ran `trap`), so a SIGTERM cannot arrive too early and be ignored by pid 1.
+   * Resolves once the container's shell has its SIGTERM trap installed, so a SIGTERM
+   * cannot arrive too early and be ignored by pid 1. The process must be the shell
+   * itself: runc's init (a Go program, before it execs the shell) catches SIGTERM too.
    */
   async termHandlerInstalled(id: string): Promise<void> {
     const { pid } = await this.task(id);
     await eventually(`${id} (pid ${pid}) to trap SIGTERM`, async () => {
+      const comm = (await Deno.readTextFile(`/proc/${pid}/comm`)).trim();
       const status = await Deno.readTextFile(`/proc/${pid}/status`);
       const caught = BigInt("0x" + (/^SigCgt:\s*([0-9a-f]+)/m.exec(status)?.[1] ?? "0"));
-      return (caught & (1n << 14n)) !== 0n; // bit 14 = signal 15, SIGTERM
+      return comm === "sh" && (caught & (1n << 14n)) !== 0n; // bit 14 = signal 15, SIGTERM
     });
   }
 
