@@ -12,6 +12,7 @@
 import { join } from "node:path";
 import { AgentClient } from "../src/cli/client.ts";
 import { agentDenoArgs } from "../tests/harness/agent.ts";
+import type { Cleanups } from "./context.ts";
 import { cpuMs, rssBytes, wallMs } from "./proc.ts";
 
 export interface BenchAgentOptions {
@@ -25,6 +26,8 @@ export interface BenchAgentOptions {
   denoFlags?: string[];
   /** Told when the agent ends other than by the benchmark's SIGTERM (a crash). */
   onAbnormalExit?: (what: string) => void;
+  /** Registers the agent to be killed if the run is interrupted. */
+  cleanup?: Cleanups;
 }
 
 interface LogLine {
@@ -56,6 +59,7 @@ export class BenchAgent {
   readonly #namespace: string;
   readonly #onAbnormalExit?: (what: string) => void;
   #stopping = false;
+  readonly #untrack: () => void;
 
   private constructor(options: BenchAgentOptions) {
     this.#onAbnormalExit = options.onAbnormalExit;
@@ -87,6 +91,7 @@ export class BenchAgent {
       stderr: "piped",
     }).spawn();
     this.#stderrDone = this.#readLogs();
+    this.#untrack = options.cleanup?.child(this.#process) ?? (() => {});
     this.#process.status.then((status) => {
       if (this.#stopping && status.success) return;
       this.#onAbnormalExit?.(
@@ -203,6 +208,7 @@ export class BenchAgent {
     }
     const status = await this.#process.status;
     await this.#stderrDone;
+    this.#untrack();
     return status;
   }
 }

@@ -25,13 +25,14 @@ export interface BurstOutcome extends BenchResult {
 }
 
 /** Runs the no-store decoder against the fake's burst; returns its rate in exits/s. */
-async function decodeOnly(fake: FakeContainerdServer, ids: string[]) {
+async function decodeOnly(ctx: BenchContext, fake: FakeContainerdServer, ids: string[]) {
   const child = new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", DECODE_ONLY, fake.socket, NAMESPACE, String(ids.length)],
     stdin: "null",
     stdout: "piped",
     stderr: "inherit",
   }).spawn();
+  const untrack = ctx.cleanup.child(child);
   const lines = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
   let buffer = "";
   const nextLine = async (): Promise<string> => {
@@ -62,6 +63,7 @@ async function decodeOnly(fake: FakeContainerdServer, ids: string[]) {
       // Exited by itself.
     }
     await child.status;
+    untrack();
   }
 }
 
@@ -70,12 +72,12 @@ export async function burstBenchmark(
   options: { keepStateIn?: string } = {},
 ): Promise<BurstOutcome> {
   const count = ctx.quick ? 1_000 : 10_000;
-  await using dir = await tempDir("burst");
+  await using dir = await tempDir(ctx, "burst");
   const { fake, ids } = await startFake(dir.path, count);
   try {
     const load = loadAverage();
     ctx.log(`burst: ${count} exits, no-store decoder`);
-    const base = await decodeOnly(fake, ids);
+    const base = await decodeOnly(ctx, fake, ids);
     const baseSeconds = (base.lastDecodedAt - base.emit.firstAt) / 1000;
 
     fake.reviveAll();

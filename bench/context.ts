@@ -14,6 +14,53 @@ export interface BenchContext {
   log(message: string): void;
   /** Something the reader of the results must know (printed under the table, kept in the JSON). */
   note(message: string): void;
+  /** What to undo if the run is interrupted (SIGINT/SIGTERM): processes, containerd, temp dirs. */
+  cleanup: Cleanups;
+}
+
+/**
+ * Undo actions of live resources. Each benchmark still releases its resources itself
+ * (finally); these run only when the run is interrupted, newest first.
+ */
+export class Cleanups {
+  readonly #actions = new Set<() => Promise<unknown> | unknown>();
+  #interrupted = false;
+
+  /**
+   * Registers `action`; returns the function that unregisters it. Once interrupted,
+   * the action runs at once (a resource made while the others are being cleaned up).
+   */
+  add(action: () => Promise<unknown> | unknown): () => void {
+    if (this.#interrupted) {
+      Promise.resolve().then(action).catch(() => {});
+      return () => {};
+    }
+    this.#actions.add(action);
+    return () => this.#actions.delete(action);
+  }
+
+  /** Kills a child process if the run is interrupted. */
+  child(process: Deno.ChildProcess): () => void {
+    return this.add(() => {
+      try {
+        process.kill("SIGKILL");
+      } catch {
+        // Gone already.
+      }
+    });
+  }
+
+  async runAll(): Promise<void> {
+    this.#interrupted = true;
+    for (const action of [...this.#actions].reverse()) {
+      this.#actions.delete(action);
+      try {
+        await action();
+      } catch {
+        // Best effort: go on with the others.
+      }
+    }
+  }
 }
 
 export interface BenchResult {
@@ -25,14 +72,17 @@ export interface BenchResult {
 }
 
 /** A temporary directory with a short path (unix socket paths are limited to 107 bytes). */
-export async function tempDir(prefix: string): Promise<
+export async function tempDir(ctx: BenchContext, prefix: string): Promise<
   { path: string; [Symbol.asyncDispose](): Promise<void> }
 > {
   const path = await Deno.makeTempDir({ prefix: `psd-${prefix}-` });
+  const remove = () => Deno.remove(path, { recursive: true }).catch(() => {});
+  const untrack = ctx.cleanup.add(remove);
   return {
     path,
     async [Symbol.asyncDispose]() {
-      await Deno.remove(path, { recursive: true }).catch(() => {});
+      untrack();
+      await remove();
     },
   };
 }

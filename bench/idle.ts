@@ -21,7 +21,7 @@ const IDLE = new URL("./baseline/idle.ts", import.meta.url).pathname;
 export async function idleBenchmark(ctx: BenchContext): Promise<BenchResult> {
   const count = ctx.quick ? 100 : 1_000;
   const windowMs = ctx.quick ? 3_000 : 61_000;
-  await using dir = await tempDir("idle");
+  await using dir = await tempDir(ctx, "idle");
   const { fake } = await startFake(dir.path, count);
   const baseline = new Deno.Command(Deno.execPath(), {
     args: ["run", IDLE],
@@ -29,6 +29,7 @@ export async function idleBenchmark(ctx: BenchContext): Promise<BenchResult> {
     stdout: "piped",
     stderr: "null",
   }).spawn();
+  const untrack = ctx.cleanup.child(baseline);
   try {
     const reader = baseline.stdout.pipeThrough(new TextDecoderStream()).getReader();
     await reader.read(); // "ready"
@@ -90,6 +91,7 @@ export async function idleBenchmark(ctx: BenchContext): Promise<BenchResult> {
     }
     await baseline.stdout.cancel().catch(() => {});
     await baseline.status;
+    untrack();
     await fake.close();
   }
 }

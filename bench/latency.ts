@@ -23,7 +23,7 @@ import { PrivateContainerd } from "../tests/harness/containerd.ts";
 import { Containers, importImages, uniqueId } from "../tests/harness/containers.ts";
 import { BenchAgent } from "./agent.ts";
 import { type BenchContext, type BenchResult, sleep, tempDir } from "./context.ts";
-import { loadAverage, quiescent, wallMs } from "./proc.ts";
+import { cpuMs, loadAverage, quiescent, wallMs } from "./proc.ts";
 import { type Row, row } from "./report.ts";
 import { type Percentiles, percentiles, round } from "./stats.ts";
 
@@ -34,11 +34,13 @@ const SYNC_TYPE_URL = "psd-bench.Sync";
 const CREATE_PARALLELISM = 8;
 /** Pollers, their phases spread evenly over the 1 s period. */
 const POLLERS = 10;
+/** Time between the single exits killed before the burst. */
+const SPACING_MS = 100;
 
 type Arrivals = Map<string, { at: number; exitedAt: number }>;
 
-function latencies(arrivals: Arrivals): number[] {
-  return [...arrivals.values()].map((a) => a.at - a.exitedAt);
+function latency(arrival: { at: number; exitedAt: number }): number {
+  return arrival.at - arrival.exitedAt;
 }
 
 /**
@@ -159,6 +161,8 @@ async function createSandboxes(c: Containers, count: number): Promise<string[]> 
 }
 
 interface Round {
+  /** Exits one at a time (one every SPACING_MS), before the burst: no burst, same agent. */
+  single?: { agent: Percentiles; floor: Percentiles; commitMinusFloor: Percentiles };
   agent: Percentiles;
   floor: Percentiles;
   /** Per sandbox: the agent's answer minus the raw subscriber's arrival. */
@@ -170,8 +174,8 @@ interface Round {
   poller?: Percentiles;
   /** Exit → TaskDelete event seen by the raw subscriber (when someone deleted the tasks). */
   deleted?: Percentiles;
-  /** The agent's CPU time from the kill to the last answer, and that wall time. */
-  agentCpu: { cpuMs: number; wallMs: number };
+  /** CPU time of the agent and of this process from the kill to the last answer; that wall time. */
+  agentCpu: { cpuMs: number; benchCpuMs: number; wallMs: number };
   load: number;
 }
 
@@ -179,7 +183,15 @@ interface Round {
 async function burstRound(
   ctx: BenchContext,
   containerd: PrivateContainerd,
-  options: { namespace: string; count: number; dir: string; reapArgs: string[]; poll: boolean },
+  options: {
+    namespace: string;
+    count: number;
+    /** Sandboxes killed one at a time before the burst. */
+    single: number;
+    dir: string;
+    reapArgs: string[];
+    poll: boolean;
+  },
 ): Promise<Round> {
   const { namespace, count } = options;
   await importImages(containerd, namespace);
@@ -189,14 +201,17 @@ async function burstRound(
   let pollers: TaskPoller[] | undefined;
   const client = new GrpcContainerdClient({ address: containerd.socket });
   try {
-    ctx.log(`latency: creating ${count} sandboxes in ${namespace}`);
-    const ids = await createSandboxes(c, count);
+    ctx.log(`latency: creating ${count + options.single} sandboxes in ${namespace}`);
+    const all = await createSandboxes(c, count + options.single);
+    const singles = all.slice(0, options.single);
+    const ids = all.slice(options.single);
     const tasks = new Map((await client.listTasks(namespace)).map((t) => [t.containerId, t]));
-    const pids = ids.map((id) => {
+    const pidOf = (id: string) => {
       const task = tasks.get(id);
       if (task?.status !== "running") throw new Error(`latency: ${id} is not running`);
       return task.pid;
-    });
+    };
+    const pids = ids.map(pidOf);
 
     agent = await BenchAgent.start({
       containerdSocket: containerd.socket,
@@ -205,6 +220,7 @@ async function burstRound(
       args: options.reapArgs,
       denoFlags: ctx.agentDenoFlags,
       onAbnormalExit: ctx.note,
+      cleanup: ctx.cleanup,
     });
     floor = new ExitSubscriber(containerd.socket, namespace);
     await floor.sync(namespace);
@@ -217,7 +233,7 @@ async function burstRound(
 
     const waiter = agent.client();
     const answers: Arrivals = new Map();
-    const waits = ids.map(async (id) => {
+    const waits = all.map(async (id) => {
       const res = await waiter.wait(id, { timeoutMs: 120_000 });
       const at = wallMs();
       if (res.exitStatus !== 137 || !res.exitedAt) {
@@ -231,32 +247,55 @@ async function burstRound(
 
     // Every poller is listing by now (its phase is under 1 s).
     if (pollers) await sleep(1_000);
+    let single: Round["single"];
+    if (singles.length > 0) {
+      ctx.log(`latency: SIGKILL to ${singles.length} sandboxes, one every ${SPACING_MS} ms`);
+      for (const id of singles) {
+        Deno.kill(pidOf(id), "SIGKILL");
+        await sleep(SPACING_MS);
+      }
+      await until("the single exits' answers", () => singles.every((id) => answers.has(id)));
+      await until("the single exits' events", () => singles.every((id) => floor!.arrivals.has(id)));
+      single = {
+        agent: percentiles(singles.map((id) => latency(answers.get(id)!))),
+        floor: percentiles(singles.map((id) => latency(floor!.arrivals.get(id)!))),
+        commitMinusFloor: percentiles(
+          singles.map((id) => agent!.committedAt.get(id)! - floor!.arrivals.get(id)!.at),
+        ),
+      };
+    }
     const load = loadAverage();
     ctx.log(
       `latency: SIGKILL to ${count} sandboxes (${options.reapArgs.join(" ") || "reap never"})`,
     );
-    const cpu0 = agent.cpuMs();
+    const cpu0 = { agent: agent.cpuMs(), bench: cpuMs(Deno.pid) };
     const killedAt = wallMs();
     for (const pid of pids) Deno.kill(pid, "SIGKILL");
     await Promise.all(waits);
     // How much CPU the agent needed for the burst, against the time it took.
     const agentCpu = {
-      cpuMs: round(agent.cpuMs() - cpu0),
-      wallMs: round(Math.max(...[...answers.values()].map((a) => a.at)) - killedAt),
+      cpuMs: round(agent.cpuMs() - cpu0.agent),
+      benchCpuMs: round(cpuMs(Deno.pid) - cpu0.bench),
+      wallMs: round(Math.max(...ids.map((id) => answers.get(id)!.at)) - killedAt),
     };
-    await until("the floor subscriber's exits", () => floor!.arrivals.size >= count);
+    await until("the floor subscriber's exits", () => ids.every((id) => floor!.arrivals.has(id)));
     if (pollers) {
-      await until("the pollers' exits", () => pollers!.every((p) => p.arrivals.size >= count));
+      await until(
+        "the pollers' exits",
+        () => pollers!.every((p) => ids.every((id) => p.arrivals.has(id))),
+      );
     }
     if (options.reapArgs.length > 0) {
-      await until("the agent's task deletes", () => floor!.deletes.size >= count);
+      await until("the agent's task deletes", () => ids.every((id) => floor!.deletes.has(id)));
     }
     waiter.close();
+    const of = (arrivals: Arrivals) => ids.map((id) => latency(arrivals.get(id)!));
     return {
-      agent: percentiles(latencies(answers)),
-      floor: percentiles(latencies(floor.arrivals)),
+      single,
+      agent: percentiles(of(answers)),
+      floor: percentiles(of(floor.arrivals)),
       agentMinusFloor: percentiles(
-        [...answers].map(([id, a]) => a.at - floor!.arrivals.get(id)!.at),
+        ids.map((id) => answers.get(id)!.at - floor!.arrivals.get(id)!.at),
       ),
       commitMinusFloor: percentiles(
         ids.map((id) => agent!.committedAt.get(id)! - floor!.arrivals.get(id)!.at),
@@ -264,8 +303,8 @@ async function burstRound(
       answerMinusCommit: percentiles(
         ids.map((id) => answers.get(id)!.at - agent!.committedAt.get(id)!),
       ),
-      poller: pollers && percentiles(pollers.flatMap((p) => latencies(p.arrivals))),
-      deleted: floor.deletes.size > 0 ? percentiles(latencies(floor.deletes)) : undefined,
+      poller: pollers && percentiles(pollers.flatMap((p) => of(p.arrivals))),
+      deleted: floor.deletes.size > 0 ? percentiles(of(floor.deletes)) : undefined,
       agentCpu,
       load,
     };
@@ -286,13 +325,16 @@ function rounded(p: Percentiles | undefined) {
 
 export async function latencyBenchmark(ctx: BenchContext): Promise<BenchResult> {
   const count = ctx.quick ? 10 : 100;
-  await using dir = await tempDir("latency");
+  const single = ctx.quick ? 5 : 20;
+  await using dir = await tempDir(ctx, "latency");
   ctx.log("latency: starting a private containerd");
   const containerd = await PrivateContainerd.start();
+  const untrack = ctx.cleanup.add(() => containerd.stop());
   try {
     const never = await burstRound(ctx, containerd, {
       namespace: "psd-bench",
       count,
+      single,
       dir: join(dir.path, "never"),
       reapArgs: [],
       poll: true,
@@ -300,6 +342,7 @@ export async function latencyBenchmark(ctx: BenchContext): Promise<BenchResult> 
     const always = await burstRound(ctx, containerd, {
       namespace: "psd-bench-reap",
       count,
+      single,
       dir: join(dir.path, "always"),
       // --reap=always on the CRI's label is refused unless the operator says the agent owns them.
       reapArgs: ["--reap", "always", "--reap-cri-sandboxes"],
@@ -347,6 +390,21 @@ export async function latencyBenchmark(ctx: BenchContext): Promise<BenchResult> 
         }),
       );
     }
+    for (const [policy, round] of [["never", never], ["always", always]] as const) {
+      if (!round.single) continue;
+      for (const k of ["p50", "p99"] as const) {
+        rows.push(row(
+          "1 latency",
+          `single exits (one per ${SPACING_MS} ms): exit → answer ${k}, reap=${policy}`,
+          round.single.agent[k],
+          "ms",
+          {
+            baseline: { what: "raw subscriber, no store", value: round.single.floor[k] },
+            load: round.load,
+          },
+        ));
+      }
+    }
     if (always.deleted) {
       for (const k of ["p50", "p99"] as const) {
         rows.push(
@@ -363,12 +421,19 @@ export async function latencyBenchmark(ctx: BenchContext): Promise<BenchResult> 
         signal: "SIGKILL, to every init pid in one loop",
         containerd: "private, runc, busybox sleep",
         pollers: POLLERS,
+        singleExits: single,
+        singleSpacingMs: SPACING_MS,
       },
       figures: {
         reapNever: {
           agent: rounded(never.agent),
           floor: rounded(never.floor),
           agentMinusFloorPerSandbox: rounded(never.agentMinusFloor),
+          single: never.single && {
+            agent: rounded(never.single.agent),
+            floor: rounded(never.single.floor),
+            commitMinusFloorPerSandbox: rounded(never.single.commitMinusFloor),
+          },
           commitMinusFloorPerSandbox: rounded(never.commitMinusFloor),
           answerMinusCommitPerSandbox: rounded(never.answerMinusCommit),
           poller: rounded(never.poller),
@@ -379,6 +444,11 @@ export async function latencyBenchmark(ctx: BenchContext): Promise<BenchResult> 
           agent: rounded(always.agent),
           floor: rounded(always.floor),
           agentMinusFloorPerSandbox: rounded(always.agentMinusFloor),
+          single: always.single && {
+            agent: rounded(always.single.agent),
+            floor: rounded(always.single.floor),
+            commitMinusFloorPerSandbox: rounded(always.single.commitMinusFloor),
+          },
           commitMinusFloorPerSandbox: rounded(always.commitMinusFloor),
           answerMinusCommitPerSandbox: rounded(always.answerMinusCommit),
           taskDeleted: rounded(always.deleted),
@@ -390,6 +460,7 @@ export async function latencyBenchmark(ctx: BenchContext): Promise<BenchResult> 
     };
   } finally {
     ctx.log("latency: stopping containerd");
+    untrack();
     await containerd.stop();
   }
 }

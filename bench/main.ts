@@ -15,7 +15,7 @@
 import { dirname, join } from "node:path";
 import { parseArgs } from "node:util";
 import { burstBenchmark, type BurstOutcome } from "./burst.ts";
-import { type BenchContext, type BenchResult, tempDir } from "./context.ts";
+import { type BenchContext, type BenchResult, Cleanups, tempDir } from "./context.ts";
 import { idleBenchmark } from "./idle.ts";
 import { latencyBenchmark } from "./latency.ts";
 import { loadAverage, machine } from "./proc.ts";
@@ -64,7 +64,17 @@ async function main(argv: string[]): Promise<number> {
   }
 
   const notes: string[] = [];
+  const cleanup = new Cleanups();
+  // Interrupted: stop what is running (agents, containerd, helpers), remove temp dirs.
+  const onSignal = async () => {
+    console.error("bench: interrupted; cleaning up");
+    await cleanup.runAll();
+    Deno.exit(130);
+  };
+  Deno.addSignalListener("SIGINT", onSignal);
+  Deno.addSignalListener("SIGTERM", onSignal);
   const ctx: BenchContext = {
+    cleanup,
     quick: values.quick,
     agentDenoFlags: values["agent-deno-flag"],
     log: (message) => console.error(`bench: ${message}`),
@@ -80,7 +90,7 @@ async function main(argv: string[]): Promise<number> {
   const rows: Row[] = [];
   let failed = false;
 
-  await using scratch = await tempDir("bench");
+  await using scratch = await tempDir(ctx, "bench");
   let burst: BurstOutcome | undefined;
   for (const name of BENCHMARKS) {
     if (!selected.includes(name)) continue;

@@ -72,7 +72,7 @@ async function helloWorld(): Promise<number> {
 export async function startupBenchmark(ctx: BenchContext): Promise<BenchResult> {
   const count = ctx.quick ? 1_000 : 10_000;
   const runs = ctx.quick ? 2 : 5;
-  await using dir = await tempDir("startup");
+  await using dir = await tempDir(ctx, "startup");
   const { fake } = await startFake(dir.path, count);
   try {
     const agentDir = join(dir.path, "agent");
@@ -91,6 +91,7 @@ export async function startupBenchmark(ctx: BenchContext): Promise<BenchResult> 
         namespace: NAMESPACE,
         denoFlags: ctx.agentDenoFlags,
         onAbnormalExit: ctx.note,
+        cleanup: ctx.cleanup,
         noWait: true,
       });
       try {

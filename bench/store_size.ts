@@ -19,7 +19,7 @@ export async function storeBenchmark(
   ctx: BenchContext,
   state?: { dir: string; records: SandboxRecord[] },
 ): Promise<BenchResult> {
-  await using scratch = await tempDir("store");
+  await using scratch = await tempDir(ctx, "store");
   if (!state) {
     ctx.log("store: recording a burst of its own");
     state = (await burstBenchmark(ctx, { keepStateIn: join(scratch.path, "state") })).state!;

@@ -40,6 +40,7 @@ export async function startAgent(
     args,
     denoFlags: ctx.agentDenoFlags,
     onAbnormalExit: ctx.note,
+    cleanup: ctx.cleanup,
   });
   await quiescent(agent.pid);
   return agent;

@@ -67,7 +67,7 @@ interface Outcome {
 }
 
 /** The bare grpc-js server holding the same calls. */
-async function heldCalls(dir: string, ids: string[]) {
+async function heldCalls(ctx: BenchContext, dir: string, ids: string[]) {
   const socket = join(dir, "held.sock");
   const child = new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", HELD_CALLS, socket],
@@ -75,6 +75,7 @@ async function heldCalls(dir: string, ids: string[]) {
     stdout: "piped",
     stderr: "inherit",
   }).spawn();
+  const untrack = ctx.cleanup.child(child);
   const input = child.stdin.getWriter();
   const output = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
   let buffer = "";
@@ -127,6 +128,7 @@ async function heldCalls(dir: string, ids: string[]) {
       // Gone already.
     }
     await child.status;
+    untrack();
   }
 }
 
@@ -135,12 +137,12 @@ export async function waitersBenchmark(
   options: { burstLastExitToDurableMs?: number } = {},
 ): Promise<BenchResult> {
   const count = ctx.quick ? 1_000 : 10_000;
-  await using dir = await tempDir("waiters");
+  await using dir = await tempDir(ctx, "waiters");
   const { fake, ids } = await startFake(dir.path, count);
   try {
     const load = loadAverage();
     ctx.log(`waiters: ${count} calls held by a bare grpc-js server`);
-    const bare = await heldCalls(dir.path, ids);
+    const bare = await heldCalls(ctx, dir.path, ids);
 
     ctx.log(`waiters: agent syncing ${count} running sandboxes`);
     const agent = await startAgent(ctx, fake, join(dir.path, "agent"));
