@@ -6,6 +6,7 @@ import { assert, assertEquals, assertMatch } from "./harness/assert.ts";
 import { agentDenoArgs } from "./harness/agent.ts";
 import { run } from "./harness/process.ts";
 import { COMMANDS } from "../src/cli/main.ts";
+import { BAD_OPTION_VALUES } from "./harness/bad_options.ts";
 
 const dir = await Deno.makeTempDir({ prefix: "psd-cli-" });
 const cli = (...args: string[]) =>
@@ -65,6 +66,40 @@ Deno.test("version prints the agent and Deno versions", async () => {
   const v = JSON.parse(res.stdout);
   assertEquals(v.deno, Deno.version.deno);
   assert(/^\d+\.\d+\.\d+/.test(v.version));
+});
+
+Deno.test("every bad serve option, as a flag or a config file key, exits 2 naming it, the value and the accepted form", async () => {
+  const runs = BAD_OPTION_VALUES.flatMap(([flag, value, form]) => [
+    { how: "flag", args: ["config", `--${flag}=${value}`], name: `--${flag}`, value, form },
+    {
+      how: "file",
+      file: `${flag} = ${JSON.stringify(value)}\n`,
+      name: `key "${flag}"`,
+      value,
+      form,
+    },
+  ]);
+  for (let i = 0; i < runs.length; i += 4) {
+    await Promise.all(
+      runs.slice(i, i + 4).map(async (r, j) => {
+        let args = r.args;
+        if (r.file !== undefined) {
+          const path = `${dir}/bad-${i + j}.toml`;
+          await Deno.writeTextFile(path, r.file);
+          args = ["config", "--config", path];
+        }
+        const res = await cli(...args!);
+        const what = `${r.how} ${r.name}=${JSON.stringify(r.value)}`;
+        assertEquals(res.code, 2, `${what}: ${res.stderr}`);
+        assert(res.stderr.includes(r.name), `${what}: names it: ${res.stderr}`);
+        assert(
+          res.stderr.includes(JSON.stringify(r.value)),
+          `${what}: shows the value: ${res.stderr}`,
+        );
+        assertMatch(res.stderr, r.form, `${what}: the accepted form`);
+      }),
+    );
+  }
 });
 
 Deno.test({

@@ -8,6 +8,7 @@ import {
 } from "../../src/config/serve_options.ts";
 import type { Env } from "../../src/config/defaults.ts";
 import { assert, assertEquals, assertThrows } from "../harness/assert.ts";
+import { BAD_OPTION_VALUES } from "../harness/bad_options.ts";
 
 /** An environment that fixes both default paths, whoever runs the test. */
 const ENV: Env = (name) =>
@@ -140,32 +141,7 @@ Deno.test("a single-valued flag given twice keeps the last value", () => {
 });
 
 Deno.test("a bad value of every option is a RangeError naming the flag, the value and the form", () => {
-  const cases: Array<[string, string, RegExp]> = [
-    ["address", "relative/containerd.sock", /absolute/],
-    ["address", "unix://relative.sock", /unix:\/\/ and an absolute path/],
-    ["namespace", "bad/ns", /letters and digits separated by single/],
-    ["namespace", "n".repeat(77), /at most 76 characters/],
-    ["namespace", "", /letters and digits/],
-    ["filter", "", /containerd filter expression is required/],
-    ["filter", "   ", /containerd filter expression is required/],
-    ["state", "var/lib/x", /an absolute path is required/],
-    ["socket", "./agent.sock", /an absolute path is required/],
-    ["reap", "sometimes", /accepted: never, always/],
-    ["resync-interval", "soon", /e\.g\. 500ms, 5s, 1m30s, 2h/],
-    ["resync-interval", "60", /e\.g\. 500ms, 5s, 1m30s, 2h/],
-    ["events", "push", /accepted: stream, poll/],
-    ["poll-interval", "often", /e\.g\. 500ms, 5s, 1m30s, 2h/],
-    ["poll-interval", "5ms", /at least 10ms is required/],
-    ["log-level", "verbose", /accepted: trace, debug, info, warning, error, fatal/],
-    ["log-format", "xml", /accepted: auto, json, text/],
-    ["retention", "a day", /e\.g\. 500ms, 5s, 1m30s, 2h/],
-    ["metrics-address", "0.0.0.0", /HOST:PORT \(e\.g\. 127\.0\.0\.1:9477\) or unix:\/path/],
-    ["metrics-address", "localhost:99999", /HOST:PORT/],
-    ["metrics-address", "unix:relative", /unix:\/path/],
-    ["socket-group", "Bad Group!", /a group name .* or a numeric gid/],
-    ["max-waiters", "0", /a whole number from 1 to 10000000/],
-    ["max-waiters", "many", /a whole number from 1 to 10000000/],
-  ];
+  const cases = BAD_OPTION_VALUES;
   const covered = new Set<string>();
   for (const [flag, value, form] of cases) {
     covered.add(flag);
