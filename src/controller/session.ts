@@ -81,7 +81,13 @@ export async function streamSession(ctx: SessionContext, signal: AbortSignal): P
       await marker();
       await ctx.tracker.inferAbsences(listing);
     };
-    await Promise.race([marker().then(resync), streamEnded]);
+    await Promise.race([
+      marker().then(() => {
+        log.debug("subscribed to containerd's events (the marker came back)");
+        return resync();
+      }),
+      streamEnded,
+    ]);
     ctx.onConnected(version);
     if (ctx.resyncIntervalMs > 0) {
       (async () => {
