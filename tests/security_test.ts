@@ -4,9 +4,8 @@
  */
 import { join } from "node:path";
 import * as grpc from "@grpc/grpc-js";
-import { NotFoundError, ResourceExhaustedError } from "../src/errors.ts";
+import { ResourceExhaustedError } from "../src/errors.ts";
 import { ApiServer } from "../src/server/server.ts";
-import type { SandboxService } from "../src/server/types.ts";
 import { ControllerService } from "../src/gen/containerd/services/sandbox/v1/sandbox.ts";
 import { unaryCall } from "../src/grpc/call.ts";
 import { assert, assertEquals, assertMatch, assertRejects } from "./harness/assert.ts";
@@ -14,6 +13,7 @@ import { agentDenoArgs, AgentProcess } from "./harness/agent.ts";
 import { PrivateContainerd } from "./harness/containerd.ts";
 import { Containers, importImages, uniqueId } from "./harness/containers.ts";
 import { eventually, run } from "./harness/process.ts";
+import { stubService } from "./harness/stub_service.ts";
 
 const NS = "psd-sec";
 
@@ -329,7 +329,7 @@ Deno.test("the server's JS heap returns to its baseline after 3,000 abandoned co
   assert(gc, "the test runner must pass --v8-flags=--expose-gc (scripts/test.sh does)");
   const dir = await Deno.makeTempDir({ prefix: "psd-s-" });
   const socketPath = join(dir, "a.sock");
-  const server = await ApiServer.start({ socketPath, service: stubService() });
+  const server = await ApiServer.start({ socketPath, service: stubService(NS) });
   const heap = () => {
     gc();
     return Deno.memoryUsage().heapUsed;
@@ -373,21 +373,3 @@ Deno.test("the server's JS heap returns to its baseline after 3,000 abandoned co
     await Deno.remove(dir, { recursive: true });
   }
 });
-
-/** A SandboxService for tests of the socket itself (never called). */
-function stubService(): SandboxService {
-  const fail = () => Promise.reject(new NotFoundError("stub"));
-  return {
-    namespace: NS,
-    status: { state: "connected", since: "2026-01-01T00:00:00.000000000Z" },
-    get: fail,
-    list: fail,
-    wait: fail,
-    platform: () => ({ os: "linux", architecture: "amd64", variant: "" }),
-    // deno-lint-ignore require-yield
-    async *watch() {
-      throw new NotFoundError("stub");
-    },
-    onStatusChange: () => () => {},
-  };
-}

@@ -19,11 +19,11 @@ import { ControllerService } from "../src/gen/containerd/services/sandbox/v1/san
 import { SandboxesService, SandboxState } from "../src/gen/podsandboxd/v1/podsandboxd.ts";
 import { grpcTarget, unaryCall } from "../src/grpc/call.ts";
 import { ApiServer } from "../src/server/server.ts";
-import type { SandboxService } from "../src/server/types.ts";
 import { KvSandboxStore } from "../src/store/kv_store.ts";
 import { assert, assertEquals, assertMatch, assertRejects } from "./harness/assert.ts";
 import { FakeContainerd } from "./harness/fake_containerd.ts";
 import { eventually } from "./harness/process.ts";
+import { stubService } from "./harness/stub_service.ts";
 
 const NS = "k8s.io";
 const FILTERS = ['labels."io.cri-containerd.kind"==sandbox'];
@@ -292,7 +292,7 @@ Deno.test("UNIMPLEMENTED Controller RPCs name the RPC", async () => {
 Deno.test("the socket file has mode 0660 after start and is removed on close", async () => {
   await using dir = await tempDir();
   const socket = join(dir.path, "run", "agent.sock");
-  const server = await ApiServer.start({ socketPath: socket, service: stubService() });
+  const server = await ApiServer.start({ socketPath: socket, service: stubService(NS) });
   try {
     const info = await Deno.lstat(socket);
     assert(info.isSocket);
@@ -334,7 +334,7 @@ Deno.test("a regular file at the socket path is refused and left in place", asyn
   const path = join(dir.path, "agent.sock");
   await Deno.writeTextFile(path, "precious\n");
   const err = await assertRejects(
-    () => ApiServer.start({ socketPath: path, service: stubService() }),
+    () => ApiServer.start({ socketPath: path, service: stubService(NS) }),
     Error,
   );
   assert(err.message.includes(path), err.message);
@@ -384,22 +384,4 @@ async function makeStaleSocket(path: string): Promise<void> {
     listener.close();
   }
   await Deno.remove(live).catch(() => {});
-}
-
-/** A SandboxService for tests of the socket itself (never called). */
-function stubService(): SandboxService {
-  const fail = () => Promise.reject(new UnavailableError("stub"));
-  return {
-    namespace: NS,
-    status: { state: "connected", since: "2026-01-01T00:00:00.000000000Z" },
-    get: fail,
-    list: fail,
-    wait: fail,
-    platform: () => ({ os: "linux", architecture: "amd64", variant: "" }),
-    // deno-lint-ignore require-yield
-    async *watch() {
-      throw new UnavailableError("stub");
-    },
-    onStatusChange: () => () => {},
-  };
 }

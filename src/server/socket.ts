@@ -6,6 +6,7 @@
  * @module
  */
 import { dirname } from "node:path";
+import { lstatOrNull } from "../fs.ts";
 import { logger } from "../log.ts";
 
 const log = logger("server");
@@ -16,15 +17,6 @@ export const DEFAULT_SOCKET_GROUP = "podsandboxd";
 /** A socket path the agent refuses; the message names the path and the reason. */
 export class UnsafeSocketError extends Error {
   override name = "UnsafeSocketError";
-}
-
-async function lstatOrNull(path: string): Promise<Deno.FileInfo | null> {
-  try {
-    return await Deno.lstat(path);
-  } catch (err) {
-    if (err instanceof Deno.errors.NotFound) return null;
-    throw err;
-  }
 }
 
 /** Throws naming the path when it cannot be used safely; removes a stale socket. */

@@ -6,20 +6,12 @@
  * @module
  */
 import { join } from "node:path";
+import { lstatOrNull } from "../fs.ts";
 import { STATE_FILE } from "./kv_store.ts";
 
 /** A state location the agent refuses; the message says what is wrong and what to do. */
 export class UnsafeStateError extends Error {
   override name = "UnsafeStateError";
-}
-
-async function lstatOrNull(path: string): Promise<Deno.FileInfo | null> {
-  try {
-    return await Deno.lstat(path);
-  } catch (err) {
-    if (err instanceof Deno.errors.NotFound) return null;
-    throw err;
-  }
 }
 
 /**
