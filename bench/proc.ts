@@ -47,6 +47,23 @@ export function cpuMs(pid: number): number {
   return (utime + stime) * 1000 / clockTicksPerSecond();
 }
 
+/**
+ * Time the threads of `pid` spent runnable but waiting for a CPU (run queue delay, from
+ * /proc/PID/task/TID/schedstat), in milliseconds: how much the machine, not the process,
+ * held it back.
+ */
+export function runDelayMs(pid: number): number {
+  let ns = 0;
+  for (const task of Deno.readDirSync(`/proc/${pid}/task`)) {
+    try {
+      ns += Number(Deno.readTextFileSync(`/proc/${pid}/task/${task.name}/schedstat`).split(" ")[1]);
+    } catch {
+      // The thread ended while we looked.
+    }
+  }
+  return ns / 1e6;
+}
+
 /** The 1-minute load average. */
 export function loadAverage(): number {
   return Number(Deno.readTextFileSync("/proc/loadavg").split(" ")[0]);
