@@ -28,9 +28,21 @@ function format(seconds: number, nanos: number): string {
   return `${base}.${String(nanos).padStart(9, "0")}Z`;
 }
 
-/** Formats a Timestamp; undefined for absent/zero ones. */
+/** Seconds of 9999-12-31T23:59:59Z, the last instant RFC 3339 can write. */
+const MAX_SECONDS = 253402300799;
+
+/** A Timestamp RFC 3339 can express: whole seconds in years 1-9999, nanos below 1e9. */
+function isExpressible(ts: Timestamp): boolean {
+  return Number.isInteger(ts.seconds) && Number.isInteger(ts.nanos) &&
+    ts.seconds > GO_ZERO_SECONDS && ts.seconds <= MAX_SECONDS && ts.nanos >= 0 && ts.nanos < 1e9;
+}
+
+/**
+ * Formats a Timestamp; undefined for absent/zero ones and for ones no real clock gives
+ * (out of range), which callers treat as "no usable time".
+ */
 export function formatTimestamp(ts: Timestamp | undefined): string | undefined {
-  if (isUnsetTimestamp(ts)) return undefined;
+  if (isUnsetTimestamp(ts) || !isExpressible(ts!)) return undefined;
   return format(ts!.seconds, ts!.nanos);
 }
 

@@ -198,7 +198,7 @@ export class SandboxTracker {
             source: "event",
             statusKnown: true,
           }
-          : this.#unknownExit("unreadable", "the TaskExit event carried no exit time");
+          : this.#unknownExit("unreadable", "the TaskExit event carried no usable exit time");
         await this.#exit(key, exit, kind.info && describeContainer(kind.info), received);
         return;
       }

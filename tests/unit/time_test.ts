@@ -118,3 +118,14 @@ Deno.test("instantToMillis drops sub-millisecond digits only", () => {
   assertEquals(instantToMillis("2026-11-27T10:58:57.123000000Z"), 1795777137123);
   assertEquals(instantToMillis(instantFromDate(new Date(1234567890123))), 1234567890123);
 });
+
+Deno.test("timestamps no clock gives (beyond year 9999, nanos ≥ 1e9, fractional) format as absent", () => {
+  assertEquals(formatTimestamp({ seconds: 1_099_511_627_776, nanos: 0 }), undefined);
+  assertEquals(formatTimestamp({ seconds: 1_800_000_000, nanos: 2_147_483_647 }), undefined);
+  assertEquals(formatTimestamp({ seconds: 1_800_000_000, nanos: -1 }), undefined);
+  assertEquals(formatTimestamp({ seconds: 1.5, nanos: 0 }), undefined);
+  assertEquals(
+    formatTimestamp({ seconds: 253402300799, nanos: 999_999_999 }),
+    "9999-12-31T23:59:59.999999999Z",
+  );
+});
