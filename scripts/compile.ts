@@ -9,6 +9,7 @@
  * Usage: deno task compile [--output PATH]
  */
 import { parseArgs } from "node:util";
+import { stampBuildInfo } from "./build_info.ts";
 
 const root = new URL("..", import.meta.url).pathname;
 const { values } = parseArgs({
@@ -56,16 +57,15 @@ const dirty = commit
     .output())
     .stdout.length > 0
   : false;
-const stamped = original.replace(
-  /export const BUILD_INFO: \{[^}]*\} = \{[^;]*\};/,
-  `export const BUILD_INFO: { commit?: string; builtAt?: string } = ${
-    JSON.stringify({
-      commit: commit ? `${commit}${dirty ? "-dirty" : ""}` : undefined,
-      builtAt: new Date().toISOString(),
-    })
-  };`,
-);
-if (stamped === original) fail(`cannot find BUILD_INFO in ${buildInfo.pathname} to stamp`);
+let stamped: string;
+try {
+  stamped = stampBuildInfo(original, {
+    commit: commit ? `${commit}${dirty ? "-dirty" : ""}` : undefined,
+    builtAt: new Date().toISOString(),
+  });
+} catch (err) {
+  fail((err as Error).message);
+}
 await Deno.writeTextFile(buildInfo, stamped);
 
 const args = [

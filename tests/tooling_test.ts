@@ -32,3 +32,23 @@ Deno.test("deno task compile with a missing DENORT_BIN fails with a clear messag
     /compile: DENORT_BIN=\/nonexistent\/denort does not exist; point it at the denort \d+\.\d+\.\d+ binary/,
   );
 });
+
+Deno.test("compile stamps the build's commit into BUILD_INFO, which `version` prints", async () => {
+  const { stampBuildInfo } = await import("../scripts/build_info.ts");
+  const source = await Deno.readTextFile(new URL("../src/build_info.ts", import.meta.url));
+  const dir = await Deno.makeTempDir({ prefix: "psd-build-" });
+  try {
+    const file = `${dir}/build_info.ts`;
+    await Deno.writeTextFile(
+      file,
+      stampBuildInfo(source, { commit: "abc123", builtAt: "2026-01-01T00:00:00Z" }),
+    );
+    const stamped = await import(`file://${file}`);
+    assertEquals(stamped.BUILD_INFO, { commit: "abc123", builtAt: "2026-01-01T00:00:00Z" });
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+  // Run from source, the commit is honestly unknown.
+  const res = await run(Deno.execPath(), ["run", "-A", `${root}main.ts`, "version", "--json"]);
+  assertEquals(JSON.parse(res.stdout).commit, "unknown");
+});
