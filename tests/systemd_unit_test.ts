@@ -11,7 +11,7 @@
  * under the same permission set (the compiled binary cannot be built here), which needs
  * Deno's module cache (ProtectHome hides /root/.cache).
  */
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { assert, assertEquals } from "./harness/assert.ts";
 import { requireContainerdBinaries } from "./harness/containerd.ts";
 import { buildImages, BUSYBOX_IMAGE } from "./harness/image.ts";
@@ -57,9 +57,12 @@ Deno.test("the systemd unit runs the agent hardened: modes, health, an exit, res
     ) await Deno.symlink("/dev/null", join(etc, masked));
 
     await Deno.mkdir(join(dir, "bin"));
+    await Deno.mkdir(join(dir, "opt"));
     await Deno.writeTextFile(
       join(dir, "bin", "podsandboxd"),
-      `#!/bin/sh\nexec ${Deno.execPath()} run --cached-only -P=agent --config ${root}deno.json ${root}main.ts "$@"\n`,
+      // The source and Deno are bound at /opt/psd-src and /opt/psd-deno: wherever the
+      // checkout lives (/tmp included), the unit's PrivateTmp and ProtectHome hide it.
+      `#!/bin/sh\nexec /opt/psd-deno/deno run --cached-only -P=agent --config /opt/psd-src/deno.json /opt/psd-src/main.ts "$@"\n`,
     );
     await Deno.chmod(join(dir, "bin", "podsandboxd"), 0o755);
     await Deno.mkdir(join(dir, "etc-podsandboxd"));
@@ -96,6 +99,12 @@ Deno.test("the systemd unit runs the agent hardened: modes, health, an exit, res
         "#!/bin/bash",
         "set -e",
         "mount --make-rprivate /",
+        // Before /tmp is replaced: the checkout may live there.
+        `mount -t tmpfs tmpfs ${dir}/opt`,
+        `mkdir -p ${dir}/opt/psd-src ${dir}/opt/psd-deno`,
+        `mount --bind ${root} ${dir}/opt/psd-src`,
+        `mount --bind ${dirname(Deno.execPath())} ${dir}/opt/psd-deno`,
+        `mount --rbind ${dir}/opt /opt`,
         "mount -t tmpfs tmpfs /tmp",
         "mount -t tmpfs tmpfs /run",
         "mkdir -p /run/systemd/system /run/containerd /etc/podsandboxd /var/lib/podsandboxd /var/cache/psd-deno",
