@@ -12,7 +12,7 @@ import { assert, assertEquals, assertMatch, assertRejects } from "./harness/asse
 import { agentDenoArgs, AgentProcess } from "./harness/agent.ts";
 import { PrivateContainerd } from "./harness/containerd.ts";
 import { Containers, importImages, uniqueId } from "./harness/containers.ts";
-import { eventually, run } from "./harness/process.ts";
+import { alive, eventually, run } from "./harness/process.ts";
 import { stubService } from "./harness/stub_service.ts";
 
 const NS = "psd-sec";
@@ -371,5 +371,41 @@ Deno.test("the server's JS heap returns to its baseline after 3,000 abandoned co
   } finally {
     await server.close(100);
     await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("a client that makes 1,000 calls on one connection and hangs up does not take the agent down", async () => {
+  // Deno 2.9's node:http2 aborts on such a hang-up (denoland/deno#36788); the server's
+  // stream cap (src/server/connection_cap.ts) keeps connections below the fatal count.
+  const dir = await Deno.makeTempDir({ prefix: "psd-s-" });
+  const agent = await AgentProcess.start({
+    containerdSocket: join(dir, "no-containerd.sock"), // the store answers without it
+    dir,
+    namespace: NS,
+  });
+  try {
+    for (let round = 0; round < 2; round++) {
+      const client = agent.client();
+      const outcomes = new Map<string, number>();
+      const call = () =>
+        client.get("absent").then(() => "found", (err) => (err as Error).name).then((o) =>
+          outcomes.set(o, (outcomes.get(o) ?? 0) + 1)
+        );
+      for (let i = 0; i < 500; i++) await call();
+      for (let i = 0; i < 2; i++) await Promise.all(Array.from({ length: 250 }, call));
+      client.close();
+      assertEquals([...outcomes], [["NotFoundError", 1_000]], "every call answered, none refused");
+    }
+    await new Promise((r) => setTimeout(r, 500));
+    assert(alive(agent.pid), "the agent survived its clients hanging up");
+    const fresh = agent.client();
+    try {
+      assertEquals(await fresh.health(), "NOT_SERVING"); // answering (containerd is absent)
+    } finally {
+      fresh.close();
+    }
+  } finally {
+    await agent.stop();
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
   }
 });

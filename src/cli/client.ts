@@ -45,13 +45,19 @@ export class AgentClient {
   readonly #client: grpc.Client;
   readonly #namespace?: string;
 
-  /** `namespace` overrides the agent's default namespace. */
-  constructor(socketPath: string, options: { namespace?: string } = {}) {
+  /**
+   * `namespace` overrides the agent's default namespace. grpc-js shares one connection
+   * between clients of the same socket in a process; `ownConnection` gives this client
+   * its own (the agent moves a connection on after 200 calls: spread many concurrent
+   * calls over several clients).
+   */
+  constructor(socketPath: string, options: { namespace?: string; ownConnection?: boolean } = {}) {
     this.socketPath = socketPath;
     this.#namespace = options.namespace;
     this.#client = new grpc.Client(grpcTarget(socketPath), grpc.credentials.createInsecure(), {
       "grpc.initial_reconnect_backoff_ms": 100,
       "grpc.max_reconnect_backoff_ms": 1_000,
+      ...(options.ownConnection ? { "grpc.use_local_subchannel_pool": 1 } : {}),
     });
   }
 

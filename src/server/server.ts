@@ -10,10 +10,14 @@ import { ControllerService } from "../gen/containerd/services/sandbox/v1/sandbox
 import { SandboxesService } from "../gen/podsandboxd/v1/podsandboxd.ts";
 import { HealthService } from "../gen/grpc/health/v1/health.ts";
 import { sandboxControllerHandlers, sandboxesHandlers } from "./handlers.ts";
+import { logger } from "../log.ts";
+import { capStreamsPerConnection } from "./connection_cap.ts";
 import { healthHandlers } from "./health.ts";
 import { MalformedRequest } from "./malformed.ts";
 import { prepareSocketPath, secureSocket } from "./socket.ts";
 import type { SandboxService } from "./types.ts";
+
+const log = logger("server");
 
 /** Requests are a few ids; anything bigger is refused before it is parsed. */
 export const MAX_REQUEST_BYTES = 64 * 1024;
@@ -87,6 +91,11 @@ export class ApiServer {
           : resolve()),
       );
     });
+    if (!capStreamsPerConnection(server)) {
+      log.warn(
+        "could not cap streams per connection (grpc-js internals changed): a client closing a connection after 256 calls can abort the agent (denoland/deno#36788)",
+      );
+    }
     try {
       await secureSocket(options.socketPath, {
         mode: options.socketMode ?? 0o660,
