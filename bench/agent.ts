@@ -11,7 +11,7 @@
  */
 import { join } from "node:path";
 import { AgentClient } from "../src/cli/client.ts";
-import { agentDenoArgs } from "../tests/harness/agent.ts";
+import { agentDenoArgs, agentServeArgs } from "../tests/harness/agent.ts";
 import type { Cleanups } from "./context.ts";
 import { cpuMs, rssBytes, wallMs } from "./proc.ts";
 
@@ -69,23 +69,7 @@ export class BenchAgent {
     const [run, ...rest] = agentDenoArgs(options);
     this.spawnedAt = wallMs();
     this.#process = new Deno.Command(Deno.execPath(), {
-      args: [
-        run,
-        ...(options.denoFlags ?? []),
-        ...rest,
-        "serve",
-        "--address",
-        options.containerdSocket,
-        "--namespace",
-        options.namespace,
-        "--state",
-        this.stateDir,
-        "--socket",
-        this.socket,
-        "--log-format",
-        "json",
-        ...(options.args ?? []),
-      ],
+      args: [run, ...(options.denoFlags ?? []), ...rest, ...agentServeArgs(options, options.args)],
       stdin: "null",
       stdout: "null",
       stderr: "piped",

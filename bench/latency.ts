@@ -16,11 +16,11 @@
  * @module
  */
 import { join } from "node:path";
-import { quoteFilterValue } from "../src/containerd/filters.ts";
 import { GrpcContainerdClient } from "../src/containerd/grpc_client.ts";
 import { instantToMillis } from "../src/time.ts";
 import { PrivateContainerd } from "../tests/harness/containerd.ts";
 import { Containers, importImages, uniqueId } from "../tests/harness/containers.ts";
+import { TaskEvents } from "../tests/harness/task_events.ts";
 import { BenchAgent } from "./agent.ts";
 import { type BenchContext, type BenchResult, sleep, tempDir } from "./context.ts";
 import { cpuMs, loadAverage, quiescent, runDelayMs, wallMs } from "./proc.ts";
@@ -28,8 +28,6 @@ import { type Row, row } from "./report.ts";
 import { type Percentiles, percentiles, round } from "./stats.ts";
 
 const RUN_FOREVER = ["sleep", "2147483647"];
-const SYNC_TOPIC = "/psd-bench/sync";
-const SYNC_TYPE_URL = "psd-bench.Sync";
 /** Containers created at once with ctr. */
 const CREATE_PARALLELISM = 8;
 /** Pollers, their phases spread evenly over the 1 s period. */
@@ -41,67 +39,6 @@ type Arrivals = Map<string, { at: number; exitedAt: number }>;
 
 function latency(arrival: { at: number; exitedAt: number }): number {
   return arrival.at - arrival.exitedAt;
-}
-
-/**
- * The floor: TaskExit events of one namespace, as a bare subscriber receives them (and
- * TaskDelete events, to tell how much of a --reap=always answer is containerd's delete).
- */
-class ExitSubscriber {
-  readonly arrivals: Arrivals = new Map();
-  readonly deletes: Arrivals = new Map();
-  readonly #client: GrpcContainerdClient;
-  readonly #abort = new AbortController();
-  readonly #syncs = new Set<string>();
-  readonly #done: Promise<void>;
-
-  constructor(address: string, namespace: string) {
-    this.#client = new GrpcContainerdClient({ address });
-    const ns = quoteFilterValue(namespace);
-    const events = this.#client.subscribe([
-      `topic=="/tasks/exit",namespace==${ns}`,
-      `topic=="/tasks/delete",namespace==${ns}`,
-      `topic==${quoteFilterValue(SYNC_TOPIC)},namespace==${ns}`,
-    ], { signal: this.#abort.signal });
-    this.#done = (async () => {
-      try {
-        for await (const e of events) {
-          const at = wallMs();
-          if (e.kind === "task-exit" && e.processId === e.containerId && e.exitedAt) {
-            if (!this.arrivals.has(e.containerId)) {
-              this.arrivals.set(e.containerId, { at, exitedAt: instantToMillis(e.exitedAt) });
-            }
-          } else if (e.kind === "task-delete" && e.exitedAt && !this.deletes.has(e.containerId)) {
-            this.deletes.set(e.containerId, { at, exitedAt: instantToMillis(e.exitedAt) });
-          } else if (e.kind === "ignored" && e.typeUrl.startsWith(SYNC_TYPE_URL + ".")) {
-            this.#syncs.add(e.typeUrl.slice(SYNC_TYPE_URL.length + 1));
-          }
-        }
-      } catch {
-        // Aborted by close().
-      }
-    })();
-  }
-
-  /** Resolves once the subscription is live (a marker it published came back). */
-  async sync(namespace: string): Promise<void> {
-    const nonce = crypto.randomUUID();
-    const deadline = Date.now() + 10_000;
-    while (!this.#syncs.has(nonce)) {
-      if (Date.now() > deadline) throw new Error("latency: the floor subscriber did not sync");
-      await this.#client.publish(namespace, SYNC_TOPIC, {
-        typeUrl: `${SYNC_TYPE_URL}.${nonce}`,
-        value: new Uint8Array(),
-      });
-      await sleep(50);
-    }
-  }
-
-  async close(): Promise<void> {
-    this.#abort.abort();
-    await this.#done;
-    this.#client.close();
-  }
 }
 
 /** Lists tasks, sleeps 1 s, lists again (the kubelet's generic PLEG relist). */
@@ -197,7 +134,7 @@ async function burstRound(
   await importImages(containerd, namespace);
   const c = new Containers(containerd, namespace);
   let agent: BenchAgent | undefined;
-  let floor: ExitSubscriber | undefined;
+  let floor: TaskEvents | undefined;
   let pollers: TaskPoller[] | undefined;
   const client = new GrpcContainerdClient({ address: containerd.socket });
   try {
@@ -222,8 +159,7 @@ async function burstRound(
       onAbnormalExit: ctx.note,
       cleanup: ctx.cleanup,
     });
-    floor = new ExitSubscriber(containerd.socket, namespace);
-    await floor.sync(namespace);
+    floor = await TaskEvents.start(containerd.socket, namespace);
     if (options.poll) {
       pollers = Array.from(
         { length: POLLERS },
@@ -255,12 +191,15 @@ async function burstRound(
         await sleep(SPACING_MS);
       }
       await until("the single exits' answers", () => singles.every((id) => answers.has(id)));
-      await until("the single exits' events", () => singles.every((id) => floor!.arrivals.has(id)));
+      await until(
+        "the single exits' events",
+        () => singles.every((id) => floor!.exitArrivals.has(id)),
+      );
       single = {
         agent: percentiles(singles.map((id) => latency(answers.get(id)!))),
-        floor: percentiles(singles.map((id) => latency(floor!.arrivals.get(id)!))),
+        floor: percentiles(singles.map((id) => latency(floor!.exitArrivals.get(id)!))),
         commitMinusFloor: percentiles(
-          singles.map((id) => agent!.committedAt.get(id)! - floor!.arrivals.get(id)!.at),
+          singles.map((id) => agent!.committedAt.get(id)! - floor!.exitArrivals.get(id)!.at),
         ),
       };
     }
@@ -283,7 +222,10 @@ async function burstRound(
       agentRunQueueMs: round(runDelayMs(agent.pid) - cpu0.agentRunDelay),
       wallMs: round(Math.max(...ids.map((id) => answers.get(id)!.at)) - killedAt),
     };
-    await until("the floor subscriber's exits", () => ids.every((id) => floor!.arrivals.has(id)));
+    await until(
+      "the floor subscriber's exits",
+      () => ids.every((id) => floor!.exitArrivals.has(id)),
+    );
     if (pollers) {
       await until(
         "the pollers' exits",
@@ -291,25 +233,28 @@ async function burstRound(
       );
     }
     if (options.reapArgs.length > 0) {
-      await until("the agent's task deletes", () => ids.every((id) => floor!.deletes.has(id)));
+      await until(
+        "the agent's task deletes",
+        () => ids.every((id) => floor!.deleteArrivals.has(id)),
+      );
     }
     waiter.close();
     const of = (arrivals: Arrivals) => ids.map((id) => latency(arrivals.get(id)!));
     return {
       single,
       agent: percentiles(of(answers)),
-      floor: percentiles(of(floor.arrivals)),
+      floor: percentiles(of(floor.exitArrivals)),
       agentMinusFloor: percentiles(
-        ids.map((id) => answers.get(id)!.at - floor!.arrivals.get(id)!.at),
+        ids.map((id) => answers.get(id)!.at - floor!.exitArrivals.get(id)!.at),
       ),
       commitMinusFloor: percentiles(
-        ids.map((id) => agent!.committedAt.get(id)! - floor!.arrivals.get(id)!.at),
+        ids.map((id) => agent!.committedAt.get(id)! - floor!.exitArrivals.get(id)!.at),
       ),
       answerMinusCommit: percentiles(
         ids.map((id) => answers.get(id)!.at - agent!.committedAt.get(id)!),
       ),
       poller: pollers && percentiles(pollers.flatMap((p) => of(p.arrivals))),
-      deleted: floor.deletes.size > 0 ? percentiles(of(floor.deletes)) : undefined,
+      deleted: floor.deleteArrivals.size > 0 ? percentiles(of(floor.deleteArrivals)) : undefined,
       agentCpu,
       load,
     };

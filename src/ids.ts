@@ -10,6 +10,11 @@ import { InvalidArgumentError } from "./errors.ts";
 export const MAX_IDENTIFIER_LENGTH = 76;
 const IDENTIFIER = /^[A-Za-z0-9]+(?:[._-][A-Za-z0-9]+)*$/;
 
+/** Whether `value` is a valid containerd identifier. */
+export function isIdentifier(value: string): boolean {
+  return value.length <= MAX_IDENTIFIER_LENGTH && IDENTIFIER.test(value);
+}
+
 /** Throws InvalidArgumentError naming `what`, the value and the rule. */
 export function validateIdentifier(what: string, value: string): void {
   if (value === "") throw new InvalidArgumentError(`${what} must not be empty`);

@@ -20,7 +20,7 @@ import {
   type Env,
 } from "./defaults.ts";
 import { formatDuration, parseDuration } from "./duration.ts";
-import { MAX_IDENTIFIER_LENGTH } from "../ids.ts";
+import { isIdentifier, MAX_IDENTIFIER_LENGTH } from "../ids.ts";
 import { type MetricsAddress, parseMetricsAddress } from "../metrics/server.ts";
 
 export const LOG_FORMATS = ["auto", "json", "text"] as const;
@@ -104,7 +104,7 @@ function containerdAddress(text: string): string {
 }
 
 function identifier(text: string): string {
-  if (text.length > MAX_IDENTIFIER_LENGTH || !/^[A-Za-z0-9]+(?:[._-][A-Za-z0-9]+)*$/.test(text)) {
+  if (!isIdentifier(text)) {
     throw new RangeError(
       `invalid namespace ${
         JSON.stringify(text)

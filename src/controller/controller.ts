@@ -130,7 +130,6 @@ export class Controller {
       store,
       (record, removed) => this.#feed.publish({ record, removed }),
     );
-    store = this.#store;
     this.#retentionMs = options.retentionMs ?? DEFAULT_RETENTION_MS;
     this.#maxWaiters = options.maxWaiters ?? DEFAULT_MAX_WAITERS;
     this.namespace = options.namespace;
@@ -138,7 +137,7 @@ export class Controller {
     this.events = options.events ?? "stream";
     this.#now = options.now ?? (() => new Date());
     this.#reconnectBackoff = options.reconnectBackoff ?? RECONNECT_BACKOFF;
-    this.#tracker = new SandboxTracker(client, store, this.#waiters, {
+    this.#tracker = new SandboxTracker(client, this.#store, this.#waiters, {
       namespace: options.namespace,
       filters: options.filters,
       reap: options.reap,
@@ -213,14 +212,15 @@ export class Controller {
   async *watch(
     options: { namespace: string; snapshot?: boolean; signal?: AbortSignal },
   ): AsyncGenerator<Change & { snapshot: boolean }, void, undefined> {
-    // Subscribe before the snapshot: a change made meanwhile is sent (again) after it.
     if (this.#feed.size >= MAX_WATCHERS) {
       throw new ResourceExhaustedError(`too many concurrent watchers (${MAX_WATCHERS})`);
     }
-    const signal = options.signal
-      ? AbortSignal.any([options.signal, this.#closing.signal])
-      : this.#closing.signal;
-    const changes = this.#feed.subscribe({ signal });
+    // Ending this generator any way (even by a failing snapshot) must end the subscription.
+    const ended = new AbortController();
+    const signals = [ended.signal, this.#closing.signal];
+    if (options.signal) signals.push(options.signal);
+    // Subscribe before the snapshot: a change made meanwhile is sent (again) after it.
+    const changes = this.#feed.subscribe({ signal: AbortSignal.any(signals) });
     const first = changes.next(); // starts the subscription now
     try {
       if (options.snapshot) {
@@ -234,6 +234,7 @@ export class Controller {
         }
       }
     } finally {
+      ended.abort();
       await changes.return();
     }
   }
@@ -354,24 +355,19 @@ export class Controller {
     const previous = this.#status;
     const since = previous.state === next.state ? previous.since : this.#nowText();
     this.#status = { ...next, since };
-    // One line per state change, not per retry.
-    if (previous.state !== next.state) {
-      if (next.state === "connected") {
-        log.info("connected to containerd {version}; following namespace {namespace} ({events})", {
-          version: next.containerdVersion,
-          namespace: this.namespace,
-          events: this.events,
-        });
-      } else if (next.state === "disconnected") {
-        log.warn("containerd unavailable: {error}; waiting for it", { error: next.error });
-      }
-    }
     if (next.state !== "connecting") this.#firstOutcome.resolve(this.#status);
-    if (previous.state !== next.state) {
-      for (const l of [...this.#statusListeners]) {
-        l(this.#status);
-      }
+    // One line per state change, not per retry.
+    if (previous.state === next.state) return;
+    if (next.state === "connected") {
+      log.info("connected to containerd {version}; following namespace {namespace} ({events})", {
+        version: next.containerdVersion,
+        namespace: this.namespace,
+        events: this.events,
+      });
+    } else if (next.state === "disconnected") {
+      log.warn("containerd unavailable: {error}; waiting for it", { error: next.error });
     }
+    for (const l of [...this.#statusListeners]) l(this.#status);
   }
 }
 

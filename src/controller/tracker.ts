@@ -191,14 +191,12 @@ export class SandboxTracker {
       case "task-exit": {
         const kind = await this.#classify(id);
         if (!kind.sandbox) return;
-        const exit: ExitDraft = event.exitedAt
-          ? {
-            status: event.exitStatus,
-            exitedAt: event.exitedAt,
-            source: "event",
-            statusKnown: true,
-          }
-          : this.#unknownExit("unreadable", "the TaskExit event carried no usable exit time");
+        const exit = this.#exitOf(
+          event.exitStatus,
+          event.exitedAt,
+          "event",
+          "the TaskExit event carried no usable exit time",
+        );
         await this.#exit(key, exit, kind.info && describeContainer(kind.info), received);
         return;
       }
@@ -208,17 +206,8 @@ export class SandboxTracker {
         if (!event.exitedAt) return;
         const kind = await this.#classify(id);
         if (!kind.sandbox) return;
-        await this.#commitExit(
-          key,
-          {
-            status: event.exitStatus,
-            exitedAt: event.exitedAt,
-            source: "event",
-            statusKnown: true,
-          },
-          undefined,
-          received,
-        );
+        const exit = this.#exitOf(event.exitStatus, event.exitedAt, "event", "");
+        await this.#commitExit(key, exit, undefined, received);
         return;
       }
       case "container-delete": {
@@ -284,17 +273,12 @@ export class SandboxTracker {
     const description = describeContainer(container);
     if (task?.status === "stopped") {
       if (record?.exit) return;
-      const exit: ExitDraft = task.exitedAt
-        ? {
-          status: task.exitStatus,
-          exitedAt: task.exitedAt,
-          source: "task-status",
-          statusKnown: true,
-        }
-        : this.#unknownExit(
-          "unreadable",
-          "containerd reported the task stopped without an exit time",
-        );
+      const exit = this.#exitOf(
+        task.exitStatus,
+        task.exitedAt,
+        "task-status",
+        "containerd reported the task stopped without an exit time",
+      );
       const described = { ...description, pid: task.pid };
       if (this.#options.reap === "always") {
         // Reaping may need retries; it runs as its own job behind this one.
@@ -458,6 +442,18 @@ export class SandboxTracker {
       );
     }
     await this.#store.markDeleted(key, at);
+  }
+
+  /** An exit containerd told about; unreadable (255 now, `reason`) without a usable time. */
+  #exitOf(
+    status: number,
+    exitedAt: string | undefined,
+    source: "event" | "task-status",
+    reason: string,
+  ): ExitDraft {
+    return exitedAt
+      ? { status, exitedAt, source, statusKnown: true }
+      : this.#unknownExit("unreadable", reason);
   }
 
   #unknownExit(source: "unreadable" | "task-missing", reason: string): ExitDraft {

@@ -140,7 +140,11 @@ export class KvSandboxStore implements SandboxStore {
       t.recordExit(key, exit, description),
       (op) => op.delete(pendingKey(key)),
     );
-    if (!result!.changed) await this.#kv.delete(pendingKey(key));
+    // Unchanged (a duplicate exit, e.g. the TaskDelete after a TaskExit): a pending entry
+    // can only be left over from an interrupted run; look before writing, this path is hot.
+    if (!result!.changed && (await this.#kv.get(pendingKey(key))).value !== null) {
+      await this.#kv.delete(pendingKey(key));
+    }
     return result!;
   }
 

@@ -37,6 +37,30 @@ export function agentDenoArgs(
   return ["run", ...agentPermissionFlags({ paths: [options.dir, ...sockets], sockets }), MAIN];
 }
 
+/**
+ * `serve` arguments for an agent whose state and socket live in `dir` (state/, agent.sock),
+ * with JSON logs; `extra` flags come last and win.
+ */
+export function agentServeArgs(
+  options: { dir: string; containerdSocket: string; namespace: string },
+  extra: string[] = [],
+): string[] {
+  return [
+    "serve",
+    "--address",
+    options.containerdSocket,
+    "--namespace",
+    options.namespace,
+    "--state",
+    join(options.dir, "state"),
+    "--socket",
+    join(options.dir, "agent.sock"),
+    "--log-format",
+    "json",
+    ...extra,
+  ];
+}
+
 export class AgentProcess {
   readonly socket: string;
   readonly stateDir: string;
@@ -53,20 +77,7 @@ export class AgentProcess {
     this.#process = new Deno.Command(Deno.execPath(), {
       args: [
         ...agentDenoArgs(options),
-        "serve",
-        "--address",
-        options.containerdSocket,
-        "--namespace",
-        options.namespace,
-        "--state",
-        this.stateDir,
-        "--socket",
-        this.socket,
-        "--log-format",
-        "json",
-        "--log-level",
-        "debug",
-        ...(options.args ?? []),
+        ...agentServeArgs(options, ["--log-level", "debug", ...(options.args ?? [])]),
       ],
       stdin: "null",
       stdout: "null",
