@@ -52,3 +52,30 @@ Deno.test("compile stamps the build's commit into BUILD_INFO, which `version` pr
   const res = await run(Deno.execPath(), ["run", "-A", `${root}main.ts`, "version", "--json"]);
   assertEquals(JSON.parse(res.stdout).commit, "unknown");
 });
+
+Deno.test("fetching a containerd version without network fails naming the command to run", async () => {
+  const cache = await Deno.makeTempDir({ prefix: "psd-cdv-" });
+  try {
+    const res = await run(`${root}scripts/containerd-versions.sh`, ["2.1"], {
+      allowFailure: true,
+      // Nothing listens on port 9 of the loopback: the mirror is unreachable.
+      env: {
+        PODSANDBOXD_CONTAINERD_CACHE: cache,
+        PODSANDBOXD_DEBIAN_MIRROR: "http://127.0.0.1:9/debian",
+      },
+    });
+    assertEquals(res.code, 1, res.stderr);
+    assertMatch(
+      res.stderr,
+      /could not read Debian's package lists \(network\?\): the command was\n  apt-get .* update\n/,
+    );
+    assertMatch(res.stderr, /run again: scripts\/containerd-versions\.sh 2\.1/);
+    // Nothing half-unpacked is left to be mistaken for a build.
+    assertEquals((await Array.fromAsync(Deno.readDir(cache))).map((e) => e.name).sort(), [
+      ".lock",
+      "apt",
+    ]);
+  } finally {
+    await Deno.remove(cache, { recursive: true });
+  }
+});
