@@ -85,6 +85,7 @@ fetch() {
     -o "Dir::Cache::archives=$apt/archives"
     -o "Dir::State::status=/dev/null"
     -o "APT::Sandbox::User=root"
+    -o "Acquire::Retries=0"
   )
   # The lists are refreshed only when the wanted version is not in them yet.
   if ! apt-cache "${opts[@]}" madison containerd 2>/dev/null | grep -qF "| $debver |"; then

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs the whole test suite. The tests need a real containerd, runc and busybox-static:
+# Runs the whole test suite (against containerd 1.6, 1.7 or 2.1: see below). The tests need a real containerd, runc and busybox-static:
 # installed here with apt when missing (as root), or we stop with the command to run.
 # Extra arguments go to `deno test` (e.g. a file, or --filter NAME).
 set -euo pipefail
@@ -25,6 +25,17 @@ if [ "$(id -u)" != 0 ]; then
   echo "test: the tests run containers with runc and must run as root" >&2
   exit 1
 fi
+
+# PODSANDBOXD_CONTAINERD=1.6|1.7|2.1 selects the containerd the tests start (default: the
+# system's 1.6); 1.7 and 2.1 are fetched into .cache/ once (scripts/containerd-versions.sh).
+case "${PODSANDBOXD_CONTAINERD:-1.6}" in
+  1.6) ;;
+  1.7 | 2.1) "$root/scripts/containerd-versions.sh" "$PODSANDBOXD_CONTAINERD" ;;
+  *)
+    echo "test: PODSANDBOXD_CONTAINERD=$PODSANDBOXD_CONTAINERD: accepted are 1.6, 1.7 and 2.1" >&2
+    exit 2
+    ;;
+esac
 
 cd "$root"
 # --expose-gc: memory tests collect garbage before they compare heap sizes.

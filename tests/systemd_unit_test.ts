@@ -14,6 +14,7 @@
 import { dirname, join } from "node:path";
 import { assert, assertEquals } from "./harness/assert.ts";
 import { requireContainerdBinaries } from "./harness/containerd.ts";
+import { containerdConfig } from "./harness/containerd_config.ts";
 import { buildImages, BUSYBOX_IMAGE } from "./harness/image.ts";
 import { eventually, run } from "./harness/process.ts";
 
@@ -21,7 +22,8 @@ const root = new URL("..", import.meta.url).pathname;
 const denoDir = Deno.env.get("DENO_DIR") ?? join(Deno.env.get("HOME") ?? "/root", ".cache", "deno");
 
 Deno.test("the systemd unit runs the agent hardened: modes, health, an exit, restart on failure, stop", async () => {
-  await requireContainerdBinaries();
+  // The selected containerd (PODSANDBOXD_CONTAINERD), bound at /opt/psd-containerd.
+  const containerdBin = await requireContainerdBinaries();
   // Visible inside the namespace, whose /tmp is private.
   const dir = await Deno.makeTempDir({ dir: "/var/tmp", prefix: "psd-unit-" });
   let boot: Deno.ChildProcess | undefined;
@@ -78,16 +80,12 @@ Deno.test("the systemd unit runs the agent hardened: modes, health, an exit, res
     await Deno.mkdir(join(dir, "var-lib"));
     await Deno.writeTextFile(
       join(dir, "containerd.toml"),
-      [
-        "version = 2",
-        `root = "${dir}/containerd-root"`,
-        `state = "/run/psd-containerd-state"`,
-        `disabled_plugins = ["io.containerd.grpc.v1.cri"]`,
-        "[grpc]",
-        `  address = "/run/containerd/containerd.sock"`,
-        "[ttrpc]",
-        `  address = "/run/containerd/containerd.ttrpc.sock"`,
-      ].join("\n"),
+      containerdConfig(containerdBin.version, {
+        dir: join(dir, "containerd"),
+        state: "/run/psd-containerd-state",
+        socket: "/run/containerd/containerd.sock",
+        ttrpcSocket: "/run/containerd/containerd.ttrpc.sock",
+      }),
     );
     const [image] = await buildImages(join(dir, "img"), [{
       name: BUSYBOX_IMAGE,
@@ -101,9 +99,10 @@ Deno.test("the systemd unit runs the agent hardened: modes, health, an exit, res
         "mount --make-rprivate /",
         // Before /tmp is replaced: the checkout may live there.
         `mount -t tmpfs tmpfs ${dir}/opt`,
-        `mkdir -p ${dir}/opt/psd-src ${dir}/opt/psd-deno`,
+        `mkdir -p ${dir}/opt/psd-src ${dir}/opt/psd-deno ${dir}/opt/psd-containerd`,
         `mount --bind ${root} ${dir}/opt/psd-src`,
         `mount --bind ${dirname(Deno.execPath())} ${dir}/opt/psd-deno`,
+        `mount --bind ${containerdBin.binDir} ${dir}/opt/psd-containerd`,
         `mount --rbind ${dir}/opt /opt`,
         "mount -t tmpfs tmpfs /tmp",
         "mount -t tmpfs tmpfs /run",
@@ -146,13 +145,21 @@ Deno.test("the systemd unit runs the agent hardened: modes, health, an exit, res
       async () => (await ns("systemctl", "is-system-running")).stdout.trim() === "running",
     );
 
+    // Its own directory first on containerd's PATH: it finds its shim there (runc stays the system's).
     await ns(
       "sh",
       "-c",
-      `setsid containerd --config ${dir}/containerd.toml > ${dir}/containerd.log 2>&1 < /dev/null &`,
+      `PATH=/opt/psd-containerd:$PATH setsid /opt/psd-containerd/containerd --config ${dir}/containerd.toml > ${dir}/containerd.log 2>&1 < /dev/null &`,
     );
-    await eventually("containerd to answer", async () => (await ns("ctr", "version")).code === 0);
-    assertEquals((await ns("ctr", "-n", "k8s.io", "images", "import", image)).code, 0);
+    const ctr = "/opt/psd-containerd/ctr";
+    await eventually("containerd to answer", async () => (await ns(ctr, "version")).code === 0);
+    const version = (await ns(ctr, "version")).stdout;
+    assert(
+      new RegExp(`Server:[\\s\\S]*Version:\\s+v?${containerdBin.version.replace(".", "\\.")}\\.`)
+        .test(version),
+      `containerd ${containerdBin.version} runs: ${version}`,
+    );
+    assertEquals((await ns(ctr, "-n", "k8s.io", "images", "import", image)).code, 0);
 
     const start = await ns("systemctl", "start", "podsandboxd");
     assertEquals(start.code, 0, start.stderr);
@@ -185,7 +192,7 @@ Deno.test("the systemd unit runs the agent hardened: modes, health, an exit, res
 
     // Through containerd's default socket, an exit is recorded.
     const created = await ns(
-      "ctr",
+      ctr,
       "-n",
       "k8s.io",
       "run",

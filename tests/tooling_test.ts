@@ -67,7 +67,7 @@ Deno.test("fetching a containerd version without network fails naming the comman
     assertEquals(res.code, 1, res.stderr);
     assertMatch(
       res.stderr,
-      /could not read Debian's package lists \(network\?\): the command was\n  apt-get .* update\n/,
+      /could not read Debian's package lists \(network\?\): the command was\n {2}apt-get .* update\n/,
     );
     assertMatch(res.stderr, /run again: scripts\/containerd-versions\.sh 2\.1/);
     // Nothing half-unpacked is left to be mistaken for a build.

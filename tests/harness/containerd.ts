@@ -1,37 +1,38 @@
 /**
  * A private containerd for tests: its own root, state, gRPC and ttrpc sockets under a
- * temporary directory, the CRI plugin off unless asked for. Stopping it cleans up every
- * task, shim and mount it made, by PID.
+ * temporary directory, the CRI plugin off unless asked for. The version is the selected
+ * one (PODSANDBOXD_CONTAINERD, see containerd_version.ts) unless given. Stopping it
+ * cleans up every task, shim and mount it made, by PID.
  *
  * @module
  */
 import { join } from "node:path";
 import { GrpcContainerdClient } from "../../src/containerd/grpc_client.ts";
+import { containerdConfig, type CriSettings } from "./containerd_config.ts";
+import {
+  type ContainerdBinaries,
+  containerdBinaries,
+  type ContainerdVersion,
+  selectedContainerdVersion,
+} from "./containerd_version.ts";
 import { alive, eventually, pidsWithCmdline, run } from "./process.ts";
 
 export interface ContainerdOptions {
-  /** Extra TOML appended to the config (e.g. the CRI plugin's section). */
+  /** Extra TOML appended to the config. */
   extraConfig?: string;
-  /** Enable containerd's CRI plugin. */
-  cri?: boolean;
+  /** Enable containerd's CRI plugin with these settings. */
+  cri?: CriSettings;
+  /** Which containerd. @default the selected one (PODSANDBOXD_CONTAINERD) */
+  version?: ContainerdVersion;
+  /** After every (re)boot, once the socket answers: resolves when containerd is usable for the test. */
+  readiness?: (socket: string) => Promise<void>;
 }
 
-const BINARIES = ["containerd", "ctr", "runc", "containerd-shim-runc-v2"];
-
-/** Throws with the install command when a binary the tests need is missing. */
-export async function requireContainerdBinaries(): Promise<void> {
-  const missing: string[] = [];
-  for (const bin of BINARIES) {
-    const { code } = await run("sh", ["-c", `command -v ${bin}`], { allowFailure: true });
-    if (code !== 0) missing.push(bin);
-  }
-  if (missing.length) {
-    throw new Error(
-      `missing ${
-        missing.join(", ")
-      }: install with "apt-get update && apt-get install -y containerd runc busybox-static"`,
-    );
-  }
+/** Throws with the fix when the selected containerd (or runc) cannot be run. */
+export async function requireContainerdBinaries(
+  version: ContainerdVersion = selectedContainerdVersion(),
+): Promise<ContainerdBinaries> {
+  return await containerdBinaries(version);
 }
 
 export class PrivateContainerd {
@@ -39,10 +40,18 @@ export class PrivateContainerd {
   readonly socket: string;
   readonly #config: string;
   readonly #log: string;
+  readonly #bin: ContainerdBinaries;
+  readonly #readiness?: (socket: string) => Promise<void>;
   #process?: Deno.ChildProcess;
 
-  private constructor(dir: string) {
+  private constructor(
+    dir: string,
+    bin: ContainerdBinaries,
+    readiness?: (socket: string) => Promise<void>,
+  ) {
     this.dir = dir;
+    this.#bin = bin;
+    this.#readiness = readiness;
     this.socket = join(dir, "c.sock");
     this.#config = join(dir, "config.toml");
     this.#log = join(dir, "containerd.log");
@@ -57,29 +66,31 @@ export class PrivateContainerd {
 
   /** Creates the directory and config without starting containerd (see boot()). */
   static async prepare(options: ContainerdOptions = {}): Promise<PrivateContainerd> {
-    await requireContainerdBinaries();
+    const bin = await requireContainerdBinaries(options.version);
     // Short paths: unix socket paths are limited to 107 bytes.
     const dir = await Deno.makeTempDir({ prefix: "psd-" });
-    const c = new PrivateContainerd(dir);
-    await Deno.writeTextFile(c.#config, c.#configText(options));
+    const c = new PrivateContainerd(dir, bin, options.readiness);
+    await Deno.writeTextFile(
+      c.#config,
+      containerdConfig(bin.version, {
+        dir,
+        socket: c.socket,
+        ttrpcSocket: join(dir, "c.ttrpc.sock"),
+        cri: options.cri,
+        extra: options.extraConfig,
+      }),
+    );
     return c;
   }
 
-  #configText(options: ContainerdOptions): string {
-    const d = this.dir;
-    return [
-      "version = 2",
-      `root = "${d}/root"`,
-      `state = "${d}/state"`,
-      options.cri ? "" : `disabled_plugins = ["io.containerd.grpc.v1.cri"]`,
-      "[grpc]",
-      `  address = "${this.socket}"`,
-      "[ttrpc]",
-      `  address = "${d}/c.ttrpc.sock"`,
-      `[plugins."io.containerd.internal.v1.opt"]`,
-      `  path = "${d}/opt"`,
-      options.extraConfig ?? "",
-    ].join("\n");
+  /** The containerd version this instance runs. */
+  get version(): ContainerdVersion {
+    return this.#bin.version;
+  }
+
+  /** Its binaries (containerd, ctr, shim) and the PATH its containerd runs with. */
+  get binaries(): ContainerdBinaries {
+    return this.#bin;
   }
 
   /** PID of the running containerd. */
@@ -87,26 +98,41 @@ export class PrivateContainerd {
     return this.#process?.pid;
   }
 
-  /** (Re)starts containerd on the same directories and waits until it answers. */
+  /** (Re)starts containerd on the same directories and waits until it answers (and is ready, see options.readiness). */
   async boot(): Promise<void> {
-    const log = await Deno.open(this.#log, { create: true, append: true, write: true });
-    this.#process = new Deno.Command("containerd", {
-      args: ["--config", this.#config],
+    // containerd appends its log (stderr) to a file in the directory, for post-mortems:
+    // the shell execs it, so the pid is containerd's and no pipe depends on this process.
+    this.#process = new Deno.Command("sh", {
+      args: [
+        "-c",
+        'exec "$0" --config "$1" 2>>"$2"',
+        this.#bin.containerd,
+        this.#config,
+        this.#log,
+      ],
+      // Its own directory first: containerd finds its shim on PATH (runc is the system's).
+      env: this.#bin.env,
       stdin: "null",
       stdout: "null",
-      stderr: "piped",
+      stderr: "null",
     }).spawn();
-    // containerd logs to stderr: keep it in the directory for post-mortems.
-    this.#process.stderr.pipeTo(log.writable).catch(() => {});
     const client = new GrpcContainerdClient({ address: this.socket, callTimeoutMs: 1_000 });
     try {
-      await eventually("containerd to answer on " + this.socket, () => client.version(), {
-        timeoutMs: 15_000,
-        intervalMs: 50,
-      });
+      const { version } = await eventually(
+        "containerd to answer on " + this.socket,
+        () => client.version(),
+        { timeoutMs: 15_000, intervalMs: 50 },
+      );
+      // The selected version runs, not whatever else is on PATH.
+      if (!version.startsWith(this.#bin.version + ".")) {
+        throw new Error(
+          `${this.#bin.containerd} reports version ${version}, expected ${this.#bin.version}.x`,
+        );
+      }
     } finally {
       client.close();
     }
+    await this.#readiness?.(this.socket);
   }
 
   /** Sends `signal` to containerd and waits for it to exit. */
@@ -124,7 +150,7 @@ export class PrivateContainerd {
 
   /** Runs ctr against this containerd. */
   ctr(namespace: string, args: string[], options: { allowFailure?: boolean } = {}) {
-    return run("ctr", ["-a", this.socket, "-n", namespace, ...args], options);
+    return run(this.#bin.ctr, ["-a", this.socket, "-n", namespace, ...args], options);
   }
 
   /** Kills and deletes every task and container, stops containerd, kills leftover shims, unmounts, removes the directory. */
@@ -132,7 +158,7 @@ export class PrivateContainerd {
     // Tasks are cleaned up through containerd: bring it back if a test left it down.
     if (!this.#process) await this.boot().catch(() => {});
     if (this.#process) {
-      const namespaces = (await run("ctr", ["-a", this.socket, "namespaces", "ls", "-q"], {
+      const namespaces = (await run(this.#bin.ctr, ["-a", this.socket, "namespaces", "ls", "-q"], {
         allowFailure: true,
       })).stdout.split("\n").filter(Boolean);
       for (const ns of namespaces) {

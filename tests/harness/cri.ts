@@ -25,6 +25,7 @@ import {
   PodSandboxState,
   type PodSandboxStatusResponse,
   RuntimeServiceService,
+  type StatusResponse,
   type VersionResponse,
 } from "../../src/gen/cri/runtime/v1/api.ts";
 import { GrpcContainerdClient } from "../../src/containerd/grpc_client.ts";
@@ -32,6 +33,7 @@ import { grpcTarget, unaryCall } from "../../src/grpc/call.ts";
 import { type ContainerdOptions, PrivateContainerd } from "./containerd.ts";
 import { importImages } from "./containers.ts";
 import { PAUSE_IMAGE } from "./image.ts";
+import { eventually } from "./process.ts";
 
 export { NamespaceMode, PodSandboxState };
 
@@ -40,27 +42,6 @@ export const CRI_NAMESPACE = "k8s.io";
 
 /** @default 30_000 — deadline of each CRI call (RunPodSandbox takes ~55 ms unloaded). */
 export const DEFAULT_CRI_TIMEOUT_MS = 30_000;
-
-/** The CRI plugin's section of containerd's config, for this machine. */
-export function criConfig(cni: { confDir: string; binDir: string }): string {
-  return [
-    `[plugins."io.containerd.grpc.v1.cri"]`,
-    // Root in a container-less cgroup/AppArmor setup: let runc skip both.
-    `  disable_cgroup = true`,
-    `  disable_apparmor = true`,
-    `  restrict_oom_score_adj = true`,
-    // No TCP listener and an ephemeral streaming port: several instances may run at once.
-    `  disable_tcp_service = true`,
-    `  stream_server_address = "127.0.0.1"`,
-    `  stream_server_port = "0"`,
-    // The CRI normalises the name: it must be the docker.io/… form the image is stored under.
-    `  sandbox_image = "${PAUSE_IMAGE}"`,
-    `  [plugins."io.containerd.grpc.v1.cri".cni]`,
-    // Empty: pods use the node's network namespace, so no CNI plugin is ever called.
-    `    conf_dir = "${cni.confDir}"`,
-    `    bin_dir = "${cni.binDir}"`,
-  ].join("\n");
-}
 
 /** A pod as created by `CriClient.runPod`. */
 export interface CriPod {
@@ -105,6 +86,26 @@ export class CriClient {
       { version: "v1" },
       this.#options("Version"),
     );
+  }
+
+  /** The runtime's conditions (RuntimeReady, NetworkReady). */
+  status(): Promise<StatusResponse> {
+    return unaryCall(
+      this.#client,
+      RuntimeServiceService.status,
+      { verbose: false },
+      this.#options("Status"),
+    );
+  }
+
+  /**
+   * True once the CRI reports RuntimeReady, as the kubelet waits for. After a containerd
+   * (re)start the socket answers before the CRI is initialised ("server is not initialized
+   * yet"); Version answers early too.
+   */
+  async runtimeReady(): Promise<boolean> {
+    const res = await this.status();
+    return res.status?.conditions.some((c) => c.type === "RuntimeReady" && c.status) ?? false;
   }
 
   /**
@@ -229,6 +230,19 @@ export class CriClient {
   }
 }
 
+/** Resolves once the CRI on `socket` reports RuntimeReady. */
+async function criReady(socket: string): Promise<void> {
+  const cri = new CriClient(socket, { timeoutMs: 1_000 });
+  try {
+    await eventually(`the CRI on ${socket} to report RuntimeReady`, () => cri.runtimeReady(), {
+      timeoutMs: 30_000,
+      intervalMs: 50,
+    });
+  } finally {
+    cri.close();
+  }
+}
+
 /**
  * A private containerd with the CRI plugin, the pause image imported into k8s.io, a
  * CRI client and a containerd client (namespace k8s.io calls) on its socket.
@@ -243,7 +257,9 @@ export class CriNode {
   }
 
   /** Starts containerd with the CRI plugin and imports the pause image; `extraConfig` is appended. */
-  static async start(options: Pick<ContainerdOptions, "extraConfig"> = {}): Promise<CriNode> {
+  static async start(
+    options: Pick<ContainerdOptions, "extraConfig" | "version"> = {},
+  ): Promise<CriNode> {
     const cniDir = await Deno.makeTempDir({ prefix: "psd-cni-" });
     const confDir = join(cniDir, "conf");
     const binDir = join(cniDir, "bin");
@@ -253,13 +269,13 @@ export class CriNode {
     let node: CriNode | undefined;
     try {
       containerd = await PrivateContainerd.start({
-        cri: true,
-        extraConfig: [criConfig({ confDir, binDir }), options.extraConfig ?? ""].join("\n"),
+        ...options,
+        cri: { sandboxImage: PAUSE_IMAGE, cniConfDir: confDir, cniBinDir: binDir },
+        // Every (re)boot waits for the CRI itself, not only containerd's socket.
+        readiness: criReady,
       });
       await importImages(containerd, CRI_NAMESPACE);
       node = new CriNode(containerd, cniDir);
-      // The CRI serves on the main socket once its plugin is up: prove it answers.
-      await node.cri.version();
       return node;
     } catch (err) {
       node?.cri.close();
