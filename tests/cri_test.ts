@@ -142,7 +142,15 @@ Deno.test("podsandboxd beside containerd's CRI: kubelet-style pods", async (t) =
         );
 
         // The CRI, not the agent, deleted the task, moments after the exit.
-        const deleted = await ev.deleted(pod.id);
+        const deleted = await ev.deleted(pod.id).catch(async (err) => {
+          const task = await node.task(pod.id).catch((e) => String(e));
+          const log = await node.containerd.logLines(pod.id);
+          throw new Error(
+            `${err}\ntask: ${
+              JSON.stringify(task)
+            }\ncontainerd ${node.containerd.version} about it:\n${log.join("\n")}`,
+          );
+        });
         const deleteMs = instantToMillis(deleted.timestamp!) - instantToMillis(exit.exitedAt!);
         timings.push(`CRI deleted a killed pod's task ${ms(deleteMs)} after its exit`);
         await assertRejects(() => node.task(pod.id), NotFoundError);

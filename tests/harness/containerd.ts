@@ -148,6 +148,12 @@ export class PrivateContainerd {
     await p.status;
   }
 
+  /** containerd's log lines that mention `needle` (its log is kept in the directory). */
+  async logLines(needle: string): Promise<string[]> {
+    const log = await Deno.readTextFile(this.#log).catch(() => "");
+    return log.split("\n").filter((l) => l.includes(needle));
+  }
+
   /** Runs ctr against this containerd. */
   ctr(namespace: string, args: string[], options: { allowFailure?: boolean } = {}) {
     return run(this.#bin.ctr, ["-a", this.socket, "-n", namespace, ...args], options);
