@@ -8,7 +8,7 @@ import { GrpcContainerdClient } from "../../src/containerd/grpc_client.ts";
 import type { TaskInfo } from "../../src/containerd/types.ts";
 import type { PrivateContainerd } from "./containerd.ts";
 import { eventually } from "./process.ts";
-import { buildImages, BUSYBOX_IMAGE, PAUSE_IMAGE } from "./image.ts";
+import { buildImages, BUSYBOX_IMAGE, PAUSE_EXIT3_IMAGE, PAUSE_IMAGE } from "./image.ts";
 
 export const SANDBOX_LABEL = "io.cri-containerd.kind=sandbox";
 
@@ -28,6 +28,7 @@ function images(): Promise<string[]> {
     return await buildImages(dir, [
       { name: BUSYBOX_IMAGE, entrypoint: ["/bin/sh"] },
       { name: PAUSE_IMAGE, entrypoint: ["/bin/sleep", "2147483647"] },
+      { name: PAUSE_EXIT3_IMAGE, entrypoint: ["/bin/sh", "-c", "sleep 2; exit 3"] },
     ]);
   })();
   return imageTars;

@@ -258,7 +258,10 @@ export class CriNode {
 
   /** Starts containerd with the CRI plugin and imports the pause image; `extraConfig` is appended. */
   static async start(
-    options: Pick<ContainerdOptions, "extraConfig" | "version"> = {},
+    options: Pick<ContainerdOptions, "extraConfig" | "version"> & {
+      /** The image the CRI runs as every pod's sandbox. @default PAUSE_IMAGE */
+      sandboxImage?: string;
+    } = {},
   ): Promise<CriNode> {
     const cniDir = await Deno.makeTempDir({ prefix: "psd-cni-" });
     const confDir = join(cniDir, "conf");
@@ -269,8 +272,13 @@ export class CriNode {
     let node: CriNode | undefined;
     try {
       containerd = await PrivateContainerd.start({
-        ...options,
-        cri: { sandboxImage: PAUSE_IMAGE, cniConfDir: confDir, cniBinDir: binDir },
+        extraConfig: options.extraConfig,
+        version: options.version,
+        cri: {
+          sandboxImage: options.sandboxImage ?? PAUSE_IMAGE,
+          cniConfDir: confDir,
+          cniBinDir: binDir,
+        },
         // Every (re)boot waits for the CRI itself, not only containerd's socket.
         readiness: criReady,
       });

@@ -11,6 +11,8 @@ import { run } from "./process.ts";
 export const BUSYBOX_IMAGE = "docker.io/local/busybox:latest";
 /** A pause-like image: its entrypoint sleeps forever (for CRI sandboxes). */
 export const PAUSE_IMAGE = "docker.io/local/pause:latest";
+/** A pause image whose entrypoint exits 3 by itself after 2 s (a sandbox that dies on its own). */
+export const PAUSE_EXIT3_IMAGE = "docker.io/local/pause-exit3:latest";
 
 const BUSYBOX = "/bin/busybox";
 const APPLETS = ["sh", "sleep", "true", "false", "kill", "cat", "echo", "exit"];
