@@ -11,6 +11,7 @@ import { SandboxState } from "../src/gen/podsandboxd/v1/podsandboxd.ts";
 import { instantToMillis } from "../src/time.ts";
 import { AgentProcess, type LogLine } from "./harness/agent.ts";
 import { Containers, importImages, uniqueId } from "./harness/containers.ts";
+import { criPodSandboxer } from "./harness/containerd_version.ts";
 import { CRI_NAMESPACE, CriNode, type CriPod, PodSandboxState } from "./harness/cri.ts";
 import { eventually } from "./harness/process.ts";
 import { TaskEvents } from "./harness/task_events.ts";
@@ -118,6 +119,43 @@ Deno.test("podsandboxd beside containerd's CRI: kubelet-style pods", async (t) =
             .find((s) => s.id === pod.id);
         assertEquals(listed?.state, "SANDBOX_READY");
         assertEquals(listed?.pid, task.pid);
+      },
+    );
+
+    await t.step(
+      `containerd ${node.containerd.version}'s sandbox store: a CRI pod's sandboxer is ${
+        criPodSandboxer(node.containerd.version) ?? "absent"
+      }, a plain container has none`,
+      async () => {
+        const expected = criPodSandboxer(node.containerd.version);
+        const pods = await node.cri.runPods("store", 5);
+        const plain = new Containers(node.containerd, NS);
+        const plainId = uniqueId("plain");
+        try {
+          await plain.run(plainId, ["sleep", "100"], { sandbox: false });
+          // One id: looked up with Get.
+          const [one] = await node.client.listContainers(NS, [`id==${JSON.stringify(pods[0].id)}`]);
+          assertEquals(one.sandboxer, expected, `${pods[0].id} (Get)`);
+          // Every container of the namespace: one List.
+          const all = await node.client.listContainers(NS, []);
+          assert(all.length > 5, `${all.length} containers listed`);
+          for (const pod of pods) {
+            assertEquals(all.find((c) => c.id === pod.id)?.sandboxer, expected, `${pod.id} (List)`);
+          }
+          assertEquals(
+            all.find((c) => c.id === plainId)?.sandboxer,
+            undefined,
+            "a plain container",
+          );
+        } finally {
+          await plain.kill(plainId).catch(() => {});
+          await plain.remove(plainId).catch(() => {});
+          plain.close();
+          for (const pod of pods) {
+            await node.cri.stopPod(pod.id);
+            await node.cri.removePod(pod.id);
+          }
+        }
       },
     );
 

@@ -48,6 +48,7 @@ export function sandboxJson(s: Sandbox): Record<string, unknown> {
   if (s.podNamespace) pod.namespace = s.podNamespace;
   if (s.podUid) pod.uid = s.podUid;
   if (Object.keys(pod).length) out.pod = pod;
+  if (s.sandboxer) out.sandboxer = s.sandboxer;
   if (Object.keys(s.labels).length) out.labels = s.labels;
   return out;
 }
@@ -75,6 +76,7 @@ export function sandboxText(s: Sandbox): string {
   if (s.podName || s.podNamespace) {
     rows.push(["pod", `${s.podNamespace}/${s.podName}${s.podUid ? ` (uid ${s.podUid})` : ""}`]);
   }
+  if (s.sandboxer) rows.push(["sandboxer", s.sandboxer]);
   return rows.filter(([, v]) => v !== undefined && v !== "")
     .map(([k, v]) => `${(k + ":").padEnd(19)}${v}`).join("\n");
 }

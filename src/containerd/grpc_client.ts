@@ -10,6 +10,7 @@ import * as grpc from "@grpc/grpc-js";
 import { ContainersService } from "../gen/containerd/services/containers/v1/containers.ts";
 import type { Container } from "../gen/containerd/services/containers/v1/containers.ts";
 import { EventsService } from "../gen/containerd/services/events/v1/events.ts";
+import { StoreService } from "../gen/containerd/services/sandbox/v1/sandbox.ts";
 import { TasksService } from "../gen/containerd/services/tasks/v1/tasks.ts";
 import { VersionService } from "../gen/containerd/services/version/v1/version.ts";
 import { type Process, Status } from "../gen/containerd/types/task.ts";
@@ -17,6 +18,7 @@ import { grpcTarget, serverStreamCall, unaryCall } from "../grpc/call.ts";
 import { formatTimestamp } from "../time.ts";
 import { logger } from "../log.ts";
 import { decodeEnvelope } from "./events.ts";
+import { type SandboxStoreCalls, SandboxStoreProbe } from "./sandbox_store.ts";
 import type {
   AnyPayload,
   CallOptions,
@@ -103,6 +105,7 @@ export class GrpcContainerdClient implements ContainerdClient {
   readonly #client: grpc.Client;
   readonly #timeoutMs: number;
   readonly #onCall?: (method: string) => void;
+  readonly #store = new SandboxStoreProbe();
 
   constructor(options: GrpcContainerdClientOptions) {
     this.address = options.address;
@@ -169,7 +172,39 @@ export class GrpcContainerdClient implements ContainerdClient {
     for await (const message of stream) {
       if (message.container) out.push(containerInfo(message.container));
     }
+    const sandboxers = await this.#store.sandboxers(
+      out.map((c) => c.id),
+      this.#storeCalls(namespace, options),
+    );
+    for (const c of out) {
+      const sandboxer = sandboxers.get(c.id);
+      if (sandboxer) c.sandboxer = sandboxer;
+    }
     return out;
+  }
+
+  /** containerd's sandbox store (1.7+), read-only: who owns a sandbox. */
+  #storeCalls(namespace: string, options: CallOptions | undefined): SandboxStoreCalls {
+    return {
+      get: async (id) => {
+        const res = await unaryCall(
+          this.#client,
+          StoreService.get,
+          { sandboxId: id },
+          this.#options(`sandboxes.Get ${namespace}/${id}`, namespace, options),
+        );
+        return res.sandbox?.sandboxer ?? "";
+      },
+      list: async () => {
+        const res = await unaryCall(
+          this.#client,
+          StoreService.list,
+          { filters: [] },
+          this.#options(`sandboxes.List ${namespace}`, namespace, options),
+        );
+        return new Map(res.list.map((s) => [s.sandboxId, s.sandboxer]));
+      },
+    };
   }
 
   async listTasks(namespace: string, options?: CallOptions): Promise<TaskInfo[]> {
@@ -224,6 +259,8 @@ export class GrpcContainerdClient implements ContainerdClient {
   }
 
   async version(options?: CallOptions): Promise<{ version: string; revision: string }> {
+    // A new session (or containerd restarted, maybe upgraded): its sandbox store may differ.
+    this.#store.reset();
     const res = await unaryCall(
       this.#client,
       VersionService.version,

@@ -39,6 +39,12 @@ export interface ContainerInfo {
   createdAt?: string;
   /** Annotations of the container's OCI runtime spec (where CRI puts pod metadata). */
   annotations: Record<string, string>;
+  /**
+   * The sandbox controller that owns it in containerd's sandbox store ("podsandbox" for
+   * containerd 2.x's CRI pods). Absent on containerd 1.6 (no store), for containers the
+   * store does not hold (1.7's CRI pods, plain containers), and when the store failed.
+   */
+  sandboxer?: string;
 }
 
 /** Result of deleting a task: its final exit. */

@@ -48,6 +48,15 @@ export function keepsExitedTasksAcrossRestart(version: ContainerdVersion): boole
   return version === "1.6";
 }
 
+/**
+ * The sandboxer containerd's sandbox store names for a CRI pod (with the tests' config):
+ * 2.x's CRI keeps its pods there under its built-in controller, "podsandbox"; 1.7's CRI
+ * does not use the store by default; 1.6 has none.
+ */
+export function criPodSandboxer(version: ContainerdVersion): string | undefined {
+  return version === "2.1" ? "podsandbox" : undefined;
+}
+
 /** Whether containerd serves the sandbox API (Store, Controller) at all. */
 export function hasSandboxApi(version: ContainerdVersion): boolean {
   return version !== "1.6";

@@ -122,3 +122,11 @@ Deno.test("text and table forms show an unknown status as such and a 0 as 0", ()
   assertMatch(table[2], /^ok +SANDBOX_READY +7 +0 +-$/);
   assertMatch(table[3], /^running +SANDBOX_READY +- +- +-$/);
 });
+
+Deno.test("the owning sandboxer (containerd 1.7+'s sandbox store) is shown when known, omitted otherwise", () => {
+  const owned = sandbox({ id: "pod", sandboxer: "podsandbox" });
+  assertEquals(sandboxJson(owned).sandboxer, "podsandbox");
+  assertMatch(sandboxText(owned), /^sandboxer: +podsandbox$/m);
+  assertEquals("sandboxer" in sandboxJson(sandbox()), false);
+  assertEquals(/sandboxer/.test(sandboxText(sandbox())), false);
+});

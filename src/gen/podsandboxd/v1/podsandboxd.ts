@@ -79,6 +79,12 @@ export interface Sandbox {
   podName: string;
   podNamespace: string;
   podUid: string;
+  /**
+   * The sandbox controller that owns the sandbox in containerd's sandbox store
+   * ("podsandbox": containerd 2.x's built-in one, for CRI pods); empty when the store does
+   * not hold it (containerd 1.7's CRI pods, plain containers) or has none (1.6).
+   */
+  sandboxer?: string | undefined;
 }
 
 export interface Sandbox_LabelsEntry {
@@ -154,6 +160,7 @@ function createBaseSandbox(): Sandbox {
     podName: "",
     podNamespace: "",
     podUid: "",
+    sandboxer: undefined,
   };
 }
 
@@ -206,6 +213,9 @@ export const Sandbox: MessageFns<Sandbox> = {
     }
     if (message.podUid !== "") {
       writer.uint32(130).string(message.podUid);
+    }
+    if (message.sandboxer !== undefined) {
+      writer.uint32(146).string(message.sandboxer);
     }
     return writer;
   },
@@ -354,6 +364,14 @@ export const Sandbox: MessageFns<Sandbox> = {
             message.podUid = reader.string();
             continue;
           }
+          case 18: {
+            if (tag !== 146) {
+              break;
+            }
+
+            message.sandboxer = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -403,6 +421,7 @@ export const Sandbox: MessageFns<Sandbox> = {
     message.podName = object.podName ?? "";
     message.podNamespace = object.podNamespace ?? "";
     message.podUid = object.podUid ?? "";
+    message.sandboxer = object.sandboxer ?? undefined;
     return message;
   },
 };

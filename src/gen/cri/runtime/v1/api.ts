@@ -25,7 +25,7 @@ export const protobufFileName = "cri/runtime/v1/api.proto";
 
 /**
  * The part of the Kubernetes Container Runtime Interface (CRI, runtime.v1) that the
- * tests drive the way a kubelet does: pod sandbox life cycle only. Written for this
+ * tests drive the way a kubelet does: pod sandbox life cycle and readiness. Written for this
  * project; package, service, message names and field numbers follow the public
  * cri-api so the bytes on the wire are the kubelet's. Fields we never set or read are
  * left out (a decoder skips them). Left out on purpose: the int64 nanosecond

@@ -21,17 +21,36 @@ import {
 import { Any } from "../../../../google/protobuf/any.ts";
 import { Timestamp } from "../../../../google/protobuf/timestamp.ts";
 import { Platform } from "../../../types/platform.ts";
+import { Sandbox } from "../../../types/sandbox.ts";
 
 export const protobufPackage = "containerd.services.sandbox.v1";
 
 export const protobufFileName = "containerd/services/sandbox/v1/sandbox.proto";
 
 /**
- * containerd's sandbox controller API (containerd 2.x), as served by podsandboxd.
- * Platform, Wait and Status are implemented; the lifecycle calls answer UNIMPLEMENTED
- * because podsandboxd observes sandboxes and never creates or stops them. Requests of
- * those calls declare only the fields podsandboxd reads; protobuf skips the rest.
+ * containerd's sandbox API (containerd 1.7 and 2.x). The Controller is served by
+ * podsandboxd: Platform, Wait and Status are implemented; the lifecycle calls answer
+ * UNIMPLEMENTED because podsandboxd observes sandboxes and never creates or stops them.
+ * Requests of those calls declare only the fields podsandboxd reads; protobuf skips the
+ * rest. The Store is containerd's (read-only here: List and Get), where podsandboxd reads
+ * which controller owns a sandbox; containerd 1.6 does not serve it.
  */
+
+export interface StoreListRequest {
+  filters: string[];
+}
+
+export interface StoreListResponse {
+  list: Sandbox[];
+}
+
+export interface StoreGetRequest {
+  sandboxId: string;
+}
+
+export interface StoreGetResponse {
+  sandbox: Sandbox | undefined;
+}
 
 export interface ControllerCreateRequest {
   sandboxId: string;
@@ -127,6 +146,228 @@ export interface ControllerUpdateRequest {
 
 export interface ControllerUpdateResponse {
 }
+
+function createBaseStoreListRequest(): StoreListRequest {
+  return { filters: [] };
+}
+
+export const StoreListRequest: MessageFns<StoreListRequest> = {
+  encode(message: StoreListRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.filters) {
+      writer.uint32(10).string(v!);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): StoreListRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseStoreListRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.filters.push(reader.string());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<StoreListRequest>, I>>(base?: I): StoreListRequest {
+    return StoreListRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<StoreListRequest>, I>>(object: I): StoreListRequest {
+    const message = createBaseStoreListRequest();
+    message.filters = object.filters?.map((e) => e) || [];
+    return message;
+  },
+};
+
+function createBaseStoreListResponse(): StoreListResponse {
+  return { list: [] };
+}
+
+export const StoreListResponse: MessageFns<StoreListResponse> = {
+  encode(message: StoreListResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.list) {
+      Sandbox.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): StoreListResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseStoreListResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.list.push(Sandbox.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<StoreListResponse>, I>>(base?: I): StoreListResponse {
+    return StoreListResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<StoreListResponse>, I>>(object: I): StoreListResponse {
+    const message = createBaseStoreListResponse();
+    message.list = object.list?.map((e) => Sandbox.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseStoreGetRequest(): StoreGetRequest {
+  return { sandboxId: "" };
+}
+
+export const StoreGetRequest: MessageFns<StoreGetRequest> = {
+  encode(message: StoreGetRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.sandboxId !== "") {
+      writer.uint32(10).string(message.sandboxId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): StoreGetRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseStoreGetRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.sandboxId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<StoreGetRequest>, I>>(base?: I): StoreGetRequest {
+    return StoreGetRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<StoreGetRequest>, I>>(object: I): StoreGetRequest {
+    const message = createBaseStoreGetRequest();
+    message.sandboxId = object.sandboxId ?? "";
+    return message;
+  },
+};
+
+function createBaseStoreGetResponse(): StoreGetResponse {
+  return { sandbox: undefined };
+}
+
+export const StoreGetResponse: MessageFns<StoreGetResponse> = {
+  encode(message: StoreGetResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.sandbox !== undefined) {
+      Sandbox.encode(message.sandbox, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): StoreGetResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseStoreGetResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.sandbox = Sandbox.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<StoreGetResponse>, I>>(base?: I): StoreGetResponse {
+    return StoreGetResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<StoreGetResponse>, I>>(object: I): StoreGetResponse {
+    const message = createBaseStoreGetResponse();
+    message.sandbox = (object.sandbox !== undefined && object.sandbox !== null)
+      ? Sandbox.fromPartial(object.sandbox)
+      : undefined;
+    return message;
+  },
+};
 
 function createBaseControllerCreateRequest(): ControllerCreateRequest {
   return { sandboxId: "", sandboxer: "" };
@@ -1526,6 +1767,86 @@ export const ControllerUpdateResponse: MessageFns<ControllerUpdateResponse> = {
     const message = createBaseControllerUpdateResponse();
     return message;
   },
+};
+
+export type StoreService = typeof StoreService;
+export const StoreService = {
+  list: {
+    path: "/containerd.services.sandbox.v1.Store/List" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: StoreListRequest): Buffer =>
+      Buffer.from(StoreListRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): StoreListRequest => StoreListRequest.decode(value),
+    responseSerialize: (value: StoreListResponse): Buffer =>
+      Buffer.from(StoreListResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): StoreListResponse => StoreListResponse.decode(value),
+  },
+  /** NOT_FOUND for a sandbox the store does not hold. */
+  get: {
+    path: "/containerd.services.sandbox.v1.Store/Get" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: StoreGetRequest): Buffer =>
+      Buffer.from(StoreGetRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): StoreGetRequest => StoreGetRequest.decode(value),
+    responseSerialize: (value: StoreGetResponse): Buffer =>
+      Buffer.from(StoreGetResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): StoreGetResponse => StoreGetResponse.decode(value),
+  },
+} as const;
+
+export interface StoreServer extends UntypedServiceImplementation {
+  list: handleUnaryCall<StoreListRequest, StoreListResponse>;
+  /** NOT_FOUND for a sandbox the store does not hold. */
+  get: handleUnaryCall<StoreGetRequest, StoreGetResponse>;
+}
+
+export interface StoreClient extends Client {
+  list(
+    request: StoreListRequest,
+    callback: (error: ServiceError | null, response: StoreListResponse) => void,
+  ): ClientUnaryCall;
+  list(
+    request: StoreListRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: StoreListResponse) => void,
+  ): ClientUnaryCall;
+  list(
+    request: StoreListRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: StoreListResponse) => void,
+  ): ClientUnaryCall;
+  /** NOT_FOUND for a sandbox the store does not hold. */
+  get(
+    request: StoreGetRequest,
+    callback: (error: ServiceError | null, response: StoreGetResponse) => void,
+  ): ClientUnaryCall;
+  get(
+    request: StoreGetRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: StoreGetResponse) => void,
+  ): ClientUnaryCall;
+  get(
+    request: StoreGetRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: StoreGetResponse) => void,
+  ): ClientUnaryCall;
+}
+
+export const StoreClient = makeGenericClientConstructor(
+  StoreService,
+  "containerd.services.sandbox.v1.Store",
+) as unknown as {
+  new (
+    address: string,
+    credentials: ChannelCredentials,
+    options?: Partial<ClientOptions>,
+  ): StoreClient;
+  service: typeof StoreService;
+  serviceName: string;
 };
 
 export type ControllerService = typeof ControllerService;
