@@ -23,6 +23,7 @@ import { PrivateContainerd } from "../tests/harness/containerd.ts";
 import { Containers, importImages, uniqueId } from "../tests/harness/containers.ts";
 import { TaskEvents } from "../tests/harness/task_events.ts";
 import { BenchAgent } from "./agent.ts";
+import { CONTROLLER_VERSION, criControllerRound } from "./cri_controller.ts";
 import { type BenchContext, type BenchResult, sleep, tempDir } from "./context.ts";
 import { cpuMs, loadAverage, quiescent, runDelayMs, wallMs } from "./proc.ts";
 import { type Row, row } from "./report.ts";
@@ -319,6 +320,16 @@ export async function latencyBenchmark(ctx: BenchContext): Promise<BenchResult> 
       poll: false,
     });
 
+    // On 2.1, containerd's own pod-sandbox controller answers the same Waits: the baseline.
+    const controller = containerd.version === CONTROLLER_VERSION
+      ? await criControllerRound(ctx, {
+        count,
+        single,
+        spacingMs: SPACING_MS,
+        dir: dir.path,
+      })
+      : undefined;
+
     const rows: Row[] = [];
     for (const k of KEYS) {
       rows.push(row("1 latency", `exit → answer ${k}, agent (reap=never)`, never.agent[k], "ms", {
@@ -392,8 +403,37 @@ export async function latencyBenchmark(ctx: BenchContext): Promise<BenchResult> 
         );
       }
     }
+    if (controller) {
+      const phases = [
+        [`single exits (one per ${SPACING_MS} ms)`, controller.single],
+        [`${count} killed at once`, controller.burst],
+      ] as const;
+      for (const [label, phase] of phases) {
+        for (const k of ["p50", "p99"] as const) {
+          rows.push(
+            row("1 latency", `CRI pods, ${label}: exit → Wait answer ${k}`, phase.agent[k], "ms", {
+              baseline: {
+                what: `containerd ${CONTROLLER_VERSION}'s own controller`,
+                value: phase.controller[k],
+              },
+              load: phase.load,
+            }),
+          );
+        }
+        for (const k of ["p50", "p99"] as const) {
+          rows.push(row(
+            "1 latency",
+            `CRI pods, ${label}: agent − containerd's controller, per pod ${k}`,
+            phase.agentMinusController[k],
+            "ms",
+            { load: phase.load },
+          ));
+        }
+      }
+    }
     return {
       params: {
+        containerdVersion: containerd.version,
         sandboxes: count,
         signal: "SIGKILL, to every init pid in one loop",
         containerd: "private, runc, busybox sleep",
@@ -433,6 +473,18 @@ export async function latencyBenchmark(ctx: BenchContext): Promise<BenchResult> 
           agentCpu: always.agentCpu,
           load: always.load,
         },
+        criController: controller && Object.fromEntries(
+          (["single", "burst"] as const).map((name) => {
+            const p = controller[name];
+            return [name, {
+              pods: p.pods,
+              agent: rounded(p.agent),
+              controller: rounded(p.controller),
+              agentMinusControllerPerPod: rounded(p.agentMinusController),
+              load: p.load,
+            }];
+          }),
+        ),
       },
       rows,
     };
