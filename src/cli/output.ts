@@ -38,6 +38,7 @@ export function sandboxJson(s: Sandbox): Record<string, unknown> {
   if (s.exitStatus !== undefined) {
     out.exitStatus = s.exitStatus;
     out.exitStatusKnown = s.exitStatusKnown;
+    out.exitTimeKnown = s.exitTimeKnown;
     out.exitSource = SOURCE_NAMES[s.exitSource] ?? "unknown";
     if (s.exitReason) out.exitReason = s.exitReason;
   }
@@ -67,7 +68,10 @@ export function sandboxText(s: Sandbox): string {
     ["state", j.state],
     ["pid", j.pid],
     ["created", j.createdAt],
-    ["exited", j.exitedAt],
+    [
+      "exited",
+      j.exitedAt && !s.exitTimeKnown ? `${j.exitedAt} (when the agent learned of it)` : j.exitedAt,
+    ],
     ["exit status", exitText(s) || undefined],
     ["exit learned from", j.exitSource],
     ["container removed", j.deletedAt],

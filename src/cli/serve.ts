@@ -34,7 +34,10 @@ names, e.g. resync-interval = "30s"), which overrides the defaults.
   --config PATH
       config file (default: ${DEFAULT_CONFIG_FILE}, read when present)`;
 
-/** Time allowed for in-flight calls to finish at shutdown (the whole stop stays under 5 s). */
+/**
+ * Time allowed for in-flight calls to finish at shutdown, after the controller's drain
+ * (DEFAULT_SHUTDOWN_DRAIN_MS): the whole stop stays under 5 s.
+ */
 const SHUTDOWN_GRACE_MS = 2_000;
 
 export const serveCommand: Command = {
@@ -97,8 +100,11 @@ export async function serve(config: ServeConfig): Promise<number> {
   metrics.bind(controller);
   let server: ApiServer | undefined;
   let metricsServer: Deno.HttpServer | undefined;
+  // The controller follows containerd until its own shutdown (after the drain), not
+  // until the signal: the events already on their way must still be applied.
+  const following = new AbortController();
   try {
-    const running = controller.run(stop.signal);
+    const running = controller.run(following.signal);
     // Serve once the first session synced — or failed: then the store still answers.
     const aborted = new Promise<void>((resolve) =>
       stop.signal.addEventListener("abort", () => resolve())
@@ -126,14 +132,17 @@ export async function serve(config: ServeConfig): Promise<number> {
       );
     }
     await aborted;
-    // Waiters get UNAVAILABLE "shutting down" before the server stops taking calls.
-    controller.close();
+    // Exits already received are committed (and their waiters answered) first; then
+    // waiters get UNAVAILABLE "shutting down" before the server stops taking calls.
+    await controller.shutdown();
+    following.abort();
     await server?.close(SHUTDOWN_GRACE_MS);
     // Scrapers get a moment; a stuck one must not hold the stop past its 5 s.
     await Promise.race([metricsServer?.shutdown(), new Promise((r) => setTimeout(r, 500))]);
     await running;
     return 0;
   } finally {
+    following.abort();
     controller.close();
     client.close();
     store.close();

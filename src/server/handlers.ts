@@ -179,6 +179,7 @@ function verboseInfo(record: SandboxRecord): Record<string, string> {
   if (record.exit) {
     info.exitStatus = String(record.exit.status);
     info.exitStatusKnown = String(record.exit.statusKnown);
+    info.exitTimeKnown = String(record.exit.exitedAtKnown !== false);
     info.exitSource = record.exit.source;
     if (record.exit.reason) info.exitReason = record.exit.reason;
   }
@@ -212,6 +213,7 @@ export function toWireSandbox(record: SandboxRecord): Sandbox {
     exitedAt: toTimestamp(record.exit?.exitedAt),
     exitStatus: record.exit?.status,
     exitStatusKnown: record.exit?.statusKnown ?? false,
+    exitTimeKnown: record.exit !== undefined && record.exit.exitedAtKnown !== false,
     exitSource: record.exit
       ? WIRE_SOURCES[record.exit.source]
       : WireExitSource.EXIT_SOURCE_UNSPECIFIED,

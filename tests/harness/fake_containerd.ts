@@ -50,6 +50,7 @@ export class FakeContainerd implements ContainerdClient {
   #down = false;
   readonly #upListeners = new Set<() => void>();
   #nextPid = 1000;
+  #held?: ContainerdEvent[];
   /** Publishes to drop (to simulate a publish racing the subscription). */
   dropPublishes = 0;
 
@@ -85,7 +86,23 @@ export class FakeContainerd implements ContainerdClient {
       topic: event.topic ?? `/${event.kind}`,
       ...event,
     } as ContainerdEvent;
-    for (const s of this.#subscribers) s.push(full);
+    if (this.#held) this.#held.push(full);
+    else for (const s of this.#subscribers) s.push(full);
+  }
+
+  /**
+   * The event stream lags: events (markers included) published from now on reach
+   * subscribers only at `release()`, in order.
+   */
+  hold(): void {
+    this.#held ??= [];
+  }
+
+  /** Delivers the held events, in order, and ends the lag. */
+  release(): void {
+    const held = this.#held ?? [];
+    this.#held = undefined;
+    for (const e of held) for (const s of this.#subscribers) s.push(e);
   }
 
   addContainer(

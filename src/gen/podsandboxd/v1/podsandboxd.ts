@@ -79,6 +79,12 @@ export interface Sandbox {
   podName: string;
   podNamespace: string;
   podUid: string;
+  /**
+   * False while the sandbox runs and when exited_at is when the agent learned of the exit
+   * rather than the exit's own time (containerd gave no usable time, or the exit was
+   * inferred); exit_reason then says why.
+   */
+  exitTimeKnown: boolean;
 }
 
 export interface Sandbox_LabelsEntry {
@@ -132,7 +138,10 @@ export interface WatchEvent {
     | undefined;
   /** Part of the initial snapshot rather than a change. */
   snapshot: boolean;
-  /** The record expired (retention) and is gone from the store. */
+  /**
+   * The record is gone from the store: it expired (retention), or a newer container
+   * with the same id replaced it (the new record follows).
+   */
   removed: boolean;
 }
 
@@ -154,6 +163,7 @@ function createBaseSandbox(): Sandbox {
     podName: "",
     podNamespace: "",
     podUid: "",
+    exitTimeKnown: false,
   };
 }
 
@@ -206,6 +216,9 @@ export const Sandbox: MessageFns<Sandbox> = {
     }
     if (message.podUid !== "") {
       writer.uint32(130).string(message.podUid);
+    }
+    if (message.exitTimeKnown !== false) {
+      writer.uint32(136).bool(message.exitTimeKnown);
     }
     return writer;
   },
@@ -354,6 +367,14 @@ export const Sandbox: MessageFns<Sandbox> = {
             message.podUid = reader.string();
             continue;
           }
+          case 17: {
+            if (tag !== 136) {
+              break;
+            }
+
+            message.exitTimeKnown = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -403,6 +424,7 @@ export const Sandbox: MessageFns<Sandbox> = {
     message.podName = object.podName ?? "";
     message.podNamespace = object.podNamespace ?? "";
     message.podUid = object.podUid ?? "";
+    message.exitTimeKnown = object.exitTimeKnown ?? false;
     return message;
   },
 };
