@@ -9,7 +9,7 @@ import { FailedPreconditionError, NotFoundError, UnavailableError } from "../src
 import { KvSandboxStore } from "../src/store/kv_store.ts";
 import { instantFromDate } from "../src/time.ts";
 import { assert, assertEquals, assertMatch, assertRejects } from "./harness/assert.ts";
-import { key, setup } from "./harness/controller_setup.ts";
+import { key, NS, setup } from "./harness/controller_setup.ts";
 import { FakeContainerd } from "./harness/fake_containerd.ts";
 import { eventually } from "./harness/process.ts";
 
@@ -34,9 +34,20 @@ Deno.test("a reused id: the new container gets its own record and the old exit n
   await t.settle();
   assert((await t.controller.get(key("web"))).deletedAt, "the old container's removal is noted");
 
+  const watching = new AbortController();
+  const changes: Array<[string, boolean]> = [];
+  const watched = (async () => {
+    for await (const c of t.controller.watch({ namespace: NS, signal: watching.signal })) {
+      changes.push([c.record.exit ? `exit ${c.record.exit.status}` : c.record.state, !!c.removed]);
+    }
+  })();
   t.fake.addContainer("web");
   const pid = t.fake.startTask("web");
   await t.settle();
+  watching.abort();
+  await watched;
+  assertEquals(changes[0], ["exit 7", true], "watchers see the old record go");
+  assertEquals(changes.at(-1), ["SANDBOX_READY", false], "then the new one");
   const fresh = await t.controller.get(key("web"));
   assertEquals(fresh.state, "SANDBOX_READY");
   assertEquals(fresh.pid, pid);
