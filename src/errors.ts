@@ -76,6 +76,12 @@ export class UnimplementedError extends StatusError {
   readonly code = GrpcCode.UNIMPLEMENTED;
 }
 
+/** The named thing exists already (e.g. a sandbox created twice, differently). */
+export class AlreadyExistsError extends StatusError {
+  override name = "AlreadyExistsError";
+  readonly code = GrpcCode.ALREADY_EXISTS;
+}
+
 /** A limit was reached (too many waiters, request too large). */
 export class ResourceExhaustedError extends StatusError {
   override name = "ResourceExhaustedError";
@@ -101,6 +107,7 @@ const byCode: Partial<
   [GrpcCode.CANCELLED]: CancelledError,
   [GrpcCode.UNIMPLEMENTED]: UnimplementedError,
   [GrpcCode.RESOURCE_EXHAUSTED]: ResourceExhaustedError,
+  [GrpcCode.ALREADY_EXISTS]: AlreadyExistsError,
 };
 
 /** Builds the typed error for a gRPC status code received from a peer. */

@@ -8,10 +8,12 @@
 import type { ContainerdClient } from "../containerd/types.ts";
 import {
   FailedPreconditionError,
+  InvalidArgumentError,
   NotFoundError,
   ResourceExhaustedError,
   StatusError,
   UnavailableError,
+  UnimplementedError,
 } from "../errors.ts";
 import { logger } from "../log.ts";
 import { nodePlatform, type Platform } from "../platform.ts";
@@ -41,9 +43,17 @@ import {
   waiterKey,
 } from "./tracker.ts";
 import { ExitWaiters } from "./waiters.ts";
+import {
+  type CreateRequest,
+  OwnedSandboxes,
+  type SandboxRuntime,
+  type StartedSandbox,
+} from "./owned.ts";
+import type { OwnedSandbox } from "../store/owned.ts";
 
 export { REAP_POLICIES } from "./tracker.ts";
 export type { ControllerObserver, ReapPolicy } from "./tracker.ts";
+export type { CreateRequest, SandboxRuntime, StartedSandbox } from "./owned.ts";
 
 /** How exits are learned: containerd's event stream, or listing tasks periodically. */
 export type EventSource = "stream" | "poll";
@@ -92,6 +102,11 @@ export interface ControllerOptions {
   retentionMs?: number;
   /** Concurrent waiters beyond which `wait` fails RESOURCE_EXHAUSTED. @default DEFAULT_MAX_WAITERS */
   maxWaiters?: number;
+  /**
+   * Be containerd's sandbox controller for requests carrying this sandboxer name, running
+   * sandboxes through `runtime`. Off (observer only) when absent.
+   */
+  sandboxer?: { name: string; runtime: SandboxRuntime };
 }
 
 /** @default 65_536 */
@@ -137,6 +152,7 @@ export class Controller {
   readonly #maxWaiters: number;
   /** Applies every event containerd published so far; set while a stream session is live. */
   #flush?: Flush;
+  readonly #owned?: OwnedSandboxes;
 
   constructor(client: ContainerdClient, store: SandboxStore, options: ControllerOptions) {
     // Every committed change reaches watchers, whoever wrote it.
@@ -156,6 +172,18 @@ export class Controller {
       now: this.#now,
       observer: options.observer,
     });
+    if (options.sandboxer) {
+      this.#owned = new OwnedSandboxes({
+        sandboxer: options.sandboxer.name,
+        runtime: options.sandboxer.runtime,
+        client,
+        store: this.#store,
+        tracker: this.#tracker,
+        waitForExit: (key, signal) => this.wait(key, { signal }),
+        releaseWaiters: (key, reason) => this.#waiters.fail(waiterKey(key), reason),
+        now: () => this.#nowText(),
+      });
+    }
     this.#session = {
       client,
       tracker: this.#tracker,
@@ -222,6 +250,9 @@ export class Controller {
   async #find(key: SandboxKey, signal?: AbortSignal): Promise<SandboxRecord> {
     const stored = await this.#store.get(key);
     if (stored) return stored;
+    // Created through this agent but not started: known, not running, nothing to ask.
+    const owned = await this.#owned?.find(key);
+    if (owned) return notStarted(owned);
     if (key.namespace !== this.namespace) {
       throw new NotFoundError(
         `sandbox ${JSON.stringify(key.id)} not found in namespace ${key.namespace} ` +
@@ -348,6 +379,59 @@ export class Controller {
     }
   }
 
+  // ---- the sandboxes this agent owns (sandbox controller) ----------------------------
+
+  /** The sandboxer name this agent serves as containerd's sandbox controller, if any. */
+  get sandboxer(): string | undefined {
+    return this.#owned?.sandboxer;
+  }
+
+  /** Create: keeps the request durably (see OwnedSandboxes.create). */
+  createSandbox(sandboxer: string, request: CreateRequest): Promise<OwnedSandbox> {
+    return this.#ownedFor(sandboxer, "Create").create(request);
+  }
+
+  startSandbox(
+    sandboxer: string,
+    key: SandboxKey,
+    options: { signal?: AbortSignal } = {},
+  ): Promise<StartedSandbox> {
+    return this.#ownedFor(sandboxer, "Start").start(key, options);
+  }
+
+  stopSandbox(
+    sandboxer: string,
+    key: SandboxKey,
+    options: { timeoutSecs?: number; signal?: AbortSignal } = {},
+  ): Promise<void> {
+    return this.#ownedFor(sandboxer, "Stop").stop(key, options);
+  }
+
+  shutdownSandbox(
+    sandboxer: string,
+    key: SandboxKey,
+    options: { signal?: AbortSignal } = {},
+  ): Promise<void> {
+    return this.#ownedFor(sandboxer, "Shutdown").shutdown(key, options);
+  }
+
+  /** The owned sandboxes, when a lifecycle call names this agent's sandboxer. */
+  #ownedFor(sandboxer: string, call: string): OwnedSandboxes {
+    if (!this.#owned) {
+      throw new UnimplementedError(
+        `containerd.services.sandbox.v1.Controller/${call} is not served: this podsandboxd ` +
+          "only observes sandboxes (serve --sandboxer NAME makes it a sandbox controller)",
+      );
+    }
+    if (sandboxer !== this.#owned.sandboxer) {
+      throw new InvalidArgumentError(
+        `${call} is for sandboxer ${JSON.stringify(sandboxer)}, but this podsandboxd is ` +
+          `sandboxer ${JSON.stringify(this.#owned.sandboxer)} (serve --sandboxer)`,
+      );
+    }
+    return this.#owned;
+  }
+
   // ---- lifecycle --------------------------------------------------------------------
 
   /**
@@ -357,9 +441,12 @@ export class Controller {
   async run(signal: AbortSignal): Promise<void> {
     const running = AbortSignal.any([signal, this.#stopSessions.signal]);
     try {
+      await this.#owned?.restore(this.namespace);
       await this.#tracker.restorePending();
     } catch (err) {
-      log.error("could not read pending exits from the store: {error}", { error: errorText(err) });
+      log.error("could not read pending exits or owned sandboxes from the store: {error}", {
+        error: errorText(err),
+      });
     }
     if (this.#retentionMs > 0) this.#expirePeriodically(running);
     const backoff = new Backoff(this.#reconnectBackoff);
@@ -505,4 +592,16 @@ function notFound(key: SandboxKey): NotFoundError {
   return new NotFoundError(
     `sandbox ${JSON.stringify(key.id)} not found in namespace ${key.namespace}`,
   );
+}
+
+/** The record of an owned sandbox created but not started: known, NOTREADY, no pid. */
+function notStarted(owned: OwnedSandbox): SandboxRecord {
+  return {
+    namespace: owned.namespace,
+    id: owned.id,
+    state: "SANDBOX_NOTREADY",
+    labels: owned.labels,
+    createdAt: owned.createdAt,
+    updatedAt: owned.createdAt,
+  };
 }

@@ -108,6 +108,8 @@ export class SandboxTracker {
   readonly #stopping = new AbortController();
   /** Aborted (and replaced) by retryNow(): wakes every job waiting to be retried. */
   #wake = new AbortController();
+  /** Ids of the sandboxes this agent owns (see own). */
+  readonly #owned = new Set<string>();
 
   constructor(
     client: ContainerdClient,
@@ -153,6 +155,24 @@ export class SandboxTracker {
     const wake = this.#wake;
     this.#wake = new AbortController();
     wake.abort();
+  }
+
+  /**
+   * Marks a sandbox as owned by this agent (its sandbox controller): its exits are
+   * handled like the reference controller's — task deleted with kill, then recorded —
+   * whatever the reap policy.
+   */
+  own(id: string): void {
+    this.#owned.add(id);
+  }
+
+  disown(id: string): void {
+    this.#owned.delete(id);
+  }
+
+  /** Whether the agent deletes this sandbox's task on exit. */
+  #reaps(id: string): boolean {
+    return this.#options.reap === "always" || this.#owned.has(id);
   }
 
   /** Ends retries; queued jobs still run once, failures are not retried. */
@@ -373,7 +393,7 @@ export class SandboxTracker {
         "containerd reported the task stopped without an exit time",
       );
       const described = { ...description, pid: task.pid };
-      if (this.#options.reap === "always") {
+      if (this.#reaps(container.id)) {
         // Reaping may need retries; it runs as its own job behind this one.
         this.#enqueue(container.id, "reap stopped task", () => this.#exit(key, exit, described));
       } else {
@@ -456,7 +476,7 @@ export class SandboxTracker {
     description?: SandboxDescription,
     received?: number,
   ) {
-    if (this.#options.reap === "always") {
+    if (this.#reaps(key.id)) {
       const current = await this.#store.get(key);
       if (current?.exit) return;
       // Durable before acting: a restart resumes this exit where it stopped.

@@ -13,6 +13,7 @@
  */
 import { instantFromDate } from "../time.ts";
 import { GroupCommitter } from "./group_commit.ts";
+import { KvOwnedSandboxes } from "./owned.ts";
 import * as t from "./transitions.ts";
 import type {
   ListFilter,
@@ -79,9 +80,11 @@ export class KvSandboxStore implements SandboxStore {
   readonly #commits: GroupCommitter;
   /** Subject → the record as last committed or read here, with its versionstamp. */
   readonly #known = new Map<string, Known>();
+  readonly owned: KvOwnedSandboxes;
 
   private constructor(kv: Deno.Kv, options: KvStoreOptions) {
     this.#kv = kv;
+    this.owned = new KvOwnedSandboxes(kv);
     this.#now = options.now ?? (() => new Date());
     this.#commits = new GroupCommitter(kv, { onCommit: options.onCommit });
   }

@@ -4,6 +4,7 @@
  *
  * @module
  */
+import type { OwnedSandboxStore } from "./owned.ts";
 import type {
   ListFilter,
   PendingExit,
@@ -30,6 +31,10 @@ export class ObservedStore implements SandboxStore {
     readonly inner: SandboxStore,
     readonly onChange: (change: StoreChange) => void,
   ) {}
+
+  get owned(): OwnedSandboxStore {
+    return this.inner.owned;
+  }
 
   #report<R extends StoreResult | null>(result: R): R {
     if (result?.replaced) this.onChange({ record: result.replaced, removed: "replaced" });

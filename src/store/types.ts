@@ -4,6 +4,7 @@
  *
  * @module
  */
+import type { OwnedSandboxStore } from "./owned.ts";
 
 /** containerd's names for sandbox states. */
 export type SandboxState = "SANDBOX_READY" | "SANDBOX_NOTREADY";
@@ -116,6 +117,8 @@ export interface ListFilter {
  * record's are stale news and change nothing; a newer container replaces the record.
  */
 export interface SandboxStore {
+  /** Create requests of the sandboxes podsandboxd owns (sandbox controller mode). */
+  readonly owned: OwnedSandboxStore;
   get(key: SandboxKey): Promise<SandboxRecord | null>;
   list(filter?: ListFilter): Promise<SandboxRecord[]>;
   /** Creates the record (NOTREADY, no exit) if missing; refreshes its description. */

@@ -53,6 +53,8 @@ export class FakeContainerd implements ContainerdClient {
   #held?: ContainerdEvent[];
   /** Publishes to drop (to simulate a publish racing the subscription). */
   dropPublishes = 0;
+  /** Containers whose init process ignores SIGTERM. */
+  readonly ignoresTerm = new Set<string>();
 
   constructor(namespace = "k8s.io") {
     this.namespace = namespace;
@@ -268,8 +270,13 @@ export class FakeContainerd implements ContainerdClient {
   ): Promise<void> {
     return this.#async(() => {
       this.#enter("killTask", [namespace, containerId, signal, options?.all], options);
-      if (!this.tasks.has(containerId)) {
-        throw new NotFoundError(`fake containerd: task ${containerId} not found`);
+      const task = this.tasks.get(containerId);
+      if (!task) throw new NotFoundError(`fake containerd: task ${containerId} not found`);
+      // A running init process dies of SIGKILL, and of SIGTERM unless it ignores it.
+      if (task.status !== "running") return;
+      if (signal === 9) this.exitTask(containerId, 137);
+      else if (signal === 15 && !this.ignoresTerm.has(containerId)) {
+        this.exitTask(containerId, 143);
       }
     });
   }
