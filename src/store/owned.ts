@@ -76,10 +76,13 @@ export function encodeOwned(sandbox: OwnedSandbox): Uint8Array {
 }
 
 export function decodeOwned(bytes: Uint8Array): OwnedSandbox {
-  return JSON.parse(new TextDecoder().decode(bytes), (_key, value) =>
-    value && typeof value === "object" && typeof value.$bytes === "string"
-      ? Uint8Array.from(atob(value.$bytes), (c) => c.charCodeAt(0))
-      : value);
+  return JSON.parse(
+    new TextDecoder().decode(bytes),
+    (_key, value) =>
+      value && typeof value === "object" && typeof value.$bytes === "string"
+        ? Uint8Array.from(atob(value.$bytes), (c) => c.charCodeAt(0))
+        : value,
+  );
 }
 
 export class KvOwnedSandboxes implements OwnedSandboxStore {
