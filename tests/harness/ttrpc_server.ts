@@ -107,9 +107,11 @@ export class TestTtrpcServer {
     }
   }
 
+  /** Keeps `task` until it ends; its failure is the connection's problem, not the test's. */
   #track(task: Promise<void>): void {
-    this.#tasks.add(task);
-    task.finally(() => this.#tasks.delete(task));
+    const settled = task.catch(() => {});
+    this.#tasks.add(settled);
+    settled.then(() => this.#tasks.delete(settled));
   }
 
   async #serve(conn: Deno.Conn, sc: ServerConnection): Promise<void> {
@@ -152,6 +154,6 @@ export class TestTtrpcServer {
     const response: Response = "payload" in result
       ? { status: undefined, payload: Buffer.from(result.payload) }
       : { status: result.status, payload: Buffer.alloc(0) };
-    await req.connection.respond(req.streamId, response).catch(() => {});
+    await req.connection.respond(req.streamId, response);
   }
 }
