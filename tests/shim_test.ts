@@ -13,11 +13,22 @@ import { instantToMillis } from "../src/time.ts";
 import { assert, assertEquals, assertMatch, assertRejects } from "./harness/assert.ts";
 import { PrivateContainerd } from "./harness/containerd.ts";
 import { Containers, importImages, uniqueId } from "./harness/containers.ts";
-import { alive, eventually } from "./harness/process.ts";
+import { alive, eventually, run } from "./harness/process.ts";
 
 const NS = "psd-shim";
 const EXIT_7_ON_TERM = ["sh", "-c", "trap 'exit 7' TERM; sleep 100000 & wait"];
 const RUN_FOREVER = ["sleep", "100000"];
+/** Every IPv4 address but 127.0.0.0/8, as CIDR blocks (Deno 2.9.6 takes IPv4 CIDRs in --deny-net). */
+const NON_LOOPBACK_IPV4 = [
+  "0.0.0.0/2",
+  "64.0.0.0/3",
+  "96.0.0.0/4",
+  "112.0.0.0/5",
+  "120.0.0.0/6",
+  "124.0.0.0/7",
+  "126.0.0.0/8",
+  "128.0.0.0/1",
+].join(",");
 /** Bounds every call that should answer promptly: a test must fail, not hang. */
 const PROMPT = { timeoutMs: 10_000 };
 
@@ -168,6 +179,45 @@ Deno.test("shim adapter against the real shims of a private containerd", async (
         const exits = await Promise.all(waits.slice(1));
         const real = await c.task(id);
         for (const e of exits) assertEquals(e, { exitStatus: 137, exitedAt: real.exitedAt });
+      },
+    );
+
+    await t.step(
+      "Deno grants: a unix net grant on the socket directory does not reach a shim; bare --allow-net with read+write on it does",
+      async () => {
+        const id = uniqueId("grants");
+        await c.run(id, RUN_FOREVER);
+        const { pid } = await c.task(id);
+        const { socket } = await locator.locate(NS, id);
+        const state = join(containerd.dir, "state");
+        const sockets = "/run/containerd/s";
+        const probe = async (...flags: string[]) => {
+          const res = await run(Deno.execPath(), [
+            "run",
+            "--no-prompt",
+            "--config",
+            new URL("../deno.json", import.meta.url).pathname,
+            ...flags,
+            new URL("./harness/shim_probe.ts", import.meta.url).pathname,
+            state,
+            NS,
+            id,
+          ]);
+          return JSON.parse(res.stdout);
+        };
+        const rw = [`--allow-read=${state},${sockets}`, `--allow-write=${sockets}`];
+        // What works: the exact socket (unknowable in advance), or any unix socket.
+        assertEquals(await probe(...rw, `--allow-net=unix:${socket}`), { pid });
+        assertEquals(await probe(...rw, "--allow-net"), { pid });
+        // Bare --allow-net with every non-loopback IPv4 range denied still reaches it.
+        assertEquals(await probe(...rw, "--allow-net", `--deny-net=${NON_LOOPBACK_IPV4}`), { pid });
+        // What does not: a unix grant on the directory, or no write grant on the socket.
+        const dirGrant = await probe(...rw, `--allow-net=unix:${sockets}`);
+        assertEquals(dirGrant.error, "NotCapable");
+        assertMatch(dirGrant.message, /Requires net access to "unix:\/run\/containerd\/s\//);
+        const readOnly = await probe(`--allow-read=${state},${sockets}`, "--allow-net");
+        assertEquals(readOnly.error, "NotCapable");
+        assertMatch(readOnly.message, /Requires write access to "\/run\/containerd\/s\//);
       },
     );
 
