@@ -173,7 +173,7 @@ Deno.test("a deadline is sent as timeout_nano and enforced by the client when th
       DeadlineExceededError,
     );
     const took = performance.now() - started;
-    assert(took >= 75, `rejected after ${took} ms`);
+    assert(took >= 75 && took < 5_000, `rejected after ${took} ms`);
     assertMatch(err.message, /no answer within 80 ms/);
     assertEquals(server.requests[0].timeoutNano, 80_000_000);
     assertEquals(dec(await client.call(SVC, "Echo", enc("ok"))), "ok");
