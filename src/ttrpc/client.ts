@@ -66,7 +66,8 @@ interface Pending {
   reject(err: StatusError): void;
 }
 
-const READ_BUFFER = 64 * 1024;
+/** Per connection, and an agent holds one per shim: shim messages are tens of bytes. */
+const READ_BUFFER = 8 * 1024;
 const MAX_STREAM_ID = 0xffffffff;
 
 export class TtrpcClient implements AsyncDisposable {
