@@ -47,8 +47,21 @@ async function stillPending(p: Promise<unknown>, ms = 200): Promise<boolean> {
   return outcome === "pending";
 }
 
-Deno.test("shim adapter against the real shims of a private containerd", async (t) => {
-  const containerd = await PrivateContainerd.start();
+/**
+ * The scenarios against one containerd; the task API expected (v2 or v3) follows from
+ * the version it reports. Another containerd version is one more `shimTests` line.
+ */
+function shimTests(label: string, start: () => Promise<PrivateContainerd>): void {
+  Deno.test(`shim adapter against the real shims of ${label}`, (t) => shimScenarios(t, start));
+}
+
+shimTests("a private containerd (the system's, 1.6)", () => PrivateContainerd.start());
+
+async function shimScenarios(
+  t: Deno.TestContext,
+  start: () => Promise<PrivateContainerd>,
+): Promise<void> {
+  const containerd = await start();
   const c = new Containers(containerd, NS);
   const locator = new StateDirShimLocator(join(containerd.dir, "state"));
   const clients: ShimClient[] = [];
@@ -260,4 +273,4 @@ Deno.test("shim adapter against the real shims of a private containerd", async (
     c.close();
     await containerd.stop();
   }
-});
+}
