@@ -118,6 +118,17 @@ export function errorForCode(code: number, message: string, cause?: unknown): St
   return new RemoteError(known ? code as GrpcCode : GrpcCode.UNKNOWN, message, { cause });
 }
 
+/**
+ * The error a call ended by `signal` rejects with: the abort reason when it is a typed
+ * error (e.g. a DeadlineExceededError from a timeout), else a CancelledError naming `what`.
+ */
+export function abortError(signal: AbortSignal, what: string): StatusError {
+  const reason = signal.reason;
+  return reason instanceof StatusError
+    ? reason
+    : new CancelledError(`${what}: cancelled`, { cause: reason });
+}
+
 /** The gRPC code an error maps to: its own for StatusError, INTERNAL otherwise. */
 export function codeOf(err: unknown): GrpcCode {
   return err instanceof StatusError ? err.code : GrpcCode.INTERNAL;

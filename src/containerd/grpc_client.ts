@@ -12,11 +12,12 @@ import type { Container } from "../gen/containerd/services/containers/v1/contain
 import { EventsService } from "../gen/containerd/services/events/v1/events.ts";
 import { TasksService } from "../gen/containerd/services/tasks/v1/tasks.ts";
 import { VersionService } from "../gen/containerd/services/version/v1/version.ts";
-import { type Process, Status } from "../gen/containerd/types/task.ts";
+import type { Process } from "../gen/containerd/types/task.ts";
 import { grpcTarget, serverStreamCall, unaryCall } from "../grpc/call.ts";
 import { formatTimestamp } from "../time.ts";
 import { logger } from "../log.ts";
 import { decodeEnvelope } from "./events.ts";
+import { taskStatusName } from "./task_status.ts";
 import type {
   AnyPayload,
   CallOptions,
@@ -25,7 +26,6 @@ import type {
   ContainerInfo,
   DeletedTask,
   TaskInfo,
-  TaskStatus,
 } from "./types.ts";
 
 const log = logger("containerd");
@@ -53,21 +53,12 @@ const CHANNEL_OPTIONS: grpc.ChannelOptions = {
   "grpc.max_receive_message_length": 16 * 1024 * 1024,
 };
 
-const STATUS_NAMES: Record<number, TaskStatus> = {
-  [Status.UNKNOWN]: "unknown",
-  [Status.CREATED]: "created",
-  [Status.RUNNING]: "running",
-  [Status.STOPPED]: "stopped",
-  [Status.PAUSED]: "paused",
-  [Status.PAUSING]: "pausing",
-};
-
 function taskInfo(p: Process): TaskInfo {
   return {
     // tasks.List leaves container_id empty and puts the container's id in id.
     containerId: p.containerId || p.id,
     pid: p.pid,
-    status: STATUS_NAMES[p.status] ?? "unknown",
+    status: taskStatusName(p.status),
     exitStatus: p.exitStatus,
     exitedAt: formatTimestamp(p.exitedAt),
   };
