@@ -21,6 +21,7 @@ const SOURCE_NAMES: Record<number, string> = {
   [ExitSource.EXIT_SOURCE_TASK_STATUS]: "task-status",
   [ExitSource.EXIT_SOURCE_UNREADABLE]: "unreadable",
   [ExitSource.EXIT_SOURCE_TASK_MISSING]: "task-missing",
+  [ExitSource.EXIT_SOURCE_SHIM]: "shim",
 };
 
 /** The JSON form of a record; absent fields are omitted. */

@@ -50,6 +50,8 @@ import {
   type StartedSandbox,
 } from "./owned.ts";
 import type { OwnedSandbox } from "../store/owned.ts";
+import type { ShimDialer, ShimLocator } from "../shim/mod.ts";
+import { ShimWatcher } from "./shim_watch.ts";
 
 export { REAP_POLICIES } from "./tracker.ts";
 export type { ControllerObserver, ReapPolicy } from "./tracker.ts";
@@ -107,6 +109,11 @@ export interface ControllerOptions {
    * sandboxes through `runtime`. Off (observer only) when absent.
    */
   sandboxer?: { name: string; runtime: SandboxRuntime };
+  /**
+   * Wait on each running sandbox's shim for its exit (true status and time through
+   * containerd outages). Off when absent.
+   */
+  shims?: { locator: ShimLocator; dial: ShimDialer };
 }
 
 /** @default 65_536 */
@@ -153,6 +160,8 @@ export class Controller {
   /** Applies every event containerd published so far; set while a stream session is live. */
   #flush?: Flush;
   readonly #owned?: OwnedSandboxes;
+  readonly #shims?: ShimWatcher;
+  readonly #shimLocator?: ShimLocator;
 
   constructor(client: ContainerdClient, store: SandboxStore, options: ControllerOptions) {
     // Every committed change reaches watchers, whoever wrote it.
@@ -164,7 +173,23 @@ export class Controller {
     this.events = options.events ?? "stream";
     this.#now = options.now ?? (() => new Date());
     this.#reconnectBackoff = options.reconnectBackoff ?? RECONNECT_BACKOFF;
+    if (options.shims) {
+      this.#shimLocator = options.shims.locator;
+      this.#shims = new ShimWatcher({
+        namespace: options.namespace,
+        locator: options.shims.locator,
+        dial: options.shims.dial,
+        onExit: (id, exit) => this.#tracker.shimExit(id, exit),
+        onLost: (id, reason) =>
+          log.info(
+            "stopped waiting on the shim of {namespace}/{id}: {reason}; its exit is learned " +
+              "from containerd instead",
+            { namespace: options.namespace, id, reason },
+          ),
+      });
+    }
     this.#tracker = new SandboxTracker(client, this.#store, this.#waiters, {
+      shims: this.#shims,
       namespace: options.namespace,
       filters: options.filters,
       reap: options.reap,
@@ -217,6 +242,16 @@ export class Controller {
   /** Blocked waiters right now. */
   get waiterCount(): number {
     return this.#waiters.size;
+  }
+
+  /** Sandboxes whose shim is waited on now. */
+  get shimWaitCount(): number {
+    return this.#shims?.size ?? 0;
+  }
+
+  /** Shim connections open now. */
+  get shimConnectionCount(): number {
+    return this.#shims?.connections ?? 0;
   }
 
   /** Sandbox jobs (e.g. a task delete) that failed and wait for their next attempt. */
@@ -448,6 +483,7 @@ export class Controller {
         error: errorText(err),
       });
     }
+    if (this.#shims) this.#watchShims(running);
     if (this.#retentionMs > 0) this.#expirePeriodically(running);
     const backoff = new Backoff(this.#reconnectBackoff);
     const session = this.events === "poll" ? pollSession : streamSession;
@@ -511,6 +547,37 @@ export class Controller {
     }
   }
 
+  /**
+   * Waits on the shims of the sandboxes recorded as running, at once (containerd need not
+   * be up); if containerd turns out unreachable, also on every other live shim of the
+   * namespace in its state directory: what runs there now may have started while the
+   * agent was away.
+   */
+  async #watchShims(signal: AbortSignal): Promise<void> {
+    const shims = this.#shims!;
+    try {
+      const known = await this.#tracker.watchLive(shims);
+      log.debug("waiting on the shims of {count} running sandboxes", { count: known });
+      const first = await Promise.race([
+        this.firstOutcome(),
+        new Promise<null>((resolve) =>
+          signal.addEventListener("abort", () => resolve(null), { once: true })
+        ),
+      ]);
+      if (first?.state !== "disconnected") return;
+      const ids = await this.#shimLocator!.list(this.namespace);
+      const watched = await this.#tracker.watchLive(shims, ids);
+      log.info(
+        "containerd is not reachable: waiting on {count} shims found in its state directory",
+        { count: watched },
+      );
+    } catch (err) {
+      log.warn("could not start waiting on the shims of running sandboxes: {error}", {
+        error: errorText(err),
+      });
+    }
+  }
+
   /** Deletes records of sandboxes removed longer than the retention ago. */
   async #expirePeriodically(signal: AbortSignal): Promise<void> {
     const every = Math.min(Math.max(this.#retentionMs / 4, 100), 60_000);
@@ -536,6 +603,7 @@ export class Controller {
   /** Ends retries and releases every waiter with UnavailableError ("shutting down"). */
   close(): void {
     const reason = new UnavailableError("podsandboxd is shutting down");
+    this.#shims?.close();
     this.#tracker.close(reason);
     this.#waiters.close(reason);
     this.#closing.abort(reason);

@@ -67,8 +67,17 @@ export interface ControllerObserver {
 /** Why an event from containerd was skipped. */
 export type SkipReason = "unknown-type" | "malformed" | "bad-id";
 
+/** Where the tracker starts and ends the waits on sandboxes' shims (see shim_watch.ts). */
+export interface ShimWatches {
+  watch(id: string): void;
+  unwatch(id: string): void;
+  isWatched(id: string): boolean;
+}
+
 export interface TrackerOptions {
   observer?: ControllerObserver;
+  /** Waits on shims for the exits of running sandboxes; off when absent. */
+  shims?: ShimWatches;
   namespace: string;
   filters: string[];
   reap: ReapPolicy;
@@ -227,7 +236,7 @@ export class SandboxTracker {
       case "task-start": {
         const kind = await this.#classify(id);
         if (!kind.sandbox) return;
-        await this.#store.markRunning(key, event.pid, kind.info && describeContainer(kind.info));
+        await this.#running(key, event.pid, kind.info && describeContainer(kind.info));
         return;
       }
       case "task-exit": {
@@ -327,6 +336,59 @@ export class SandboxTracker {
     });
   }
 
+  // ---- shims ------------------------------------------------------------------------
+
+  /**
+   * The shim answered a sandbox's exit: handled like a TaskExit, in order with the
+   * sandbox's events. A record is proof enough that it is a sandbox — containerd may be
+   * down (that is when the shim matters most); otherwise containerd is asked.
+   */
+  shimExit(id: string, exit: { exitStatus: number; exitedAt?: string }): void {
+    this.#lastEvent.set(id, ++this.#seq);
+    const received = performance.now();
+    const key = this.#key(id);
+    this.#enqueue(id, "exit from the shim", async () => {
+      const record = await this.#store.get(key);
+      if (record?.exit) return;
+      const description = record ? undefined : await this.#classify(id).then((kind) => {
+        if (!kind.sandbox) return null;
+        return kind.info ? describeContainer(kind.info) : undefined;
+      });
+      if (description === null) return;
+      const draft = this.#exitOf(
+        exit.exitStatus,
+        exit.exitedAt,
+        "shim",
+        "the shim gave no usable exit time; exitedAt is when the agent received it",
+      );
+      await this.#exit(key, draft, description, received);
+    });
+  }
+
+  /**
+   * Waits on the shims of the sandboxes the store has as running — also while containerd
+   * is down — and, with `unknown`, on every other task's shim found in containerd's
+   * state directory (whether those are sandboxes is settled once containerd answers).
+   */
+  async watchLive(shims: ShimWatches, unknownIds: string[] = []): Promise<number> {
+    const records = await this.#store.list({ namespace: this.namespace });
+    let watched = 0;
+    for (const r of records) {
+      if (r.state === "SANDBOX_READY" && !r.exit) {
+        shims.watch(r.id);
+        watched++;
+      }
+    }
+    const known = new Set(records.map((r) => r.id));
+    for (const id of unknownIds) {
+      if (!known.has(id)) {
+        shims.watch(id);
+        watched++;
+      }
+    }
+    return watched;
+  }
+
   // ---- listings ---------------------------------------------------------------------
 
   /** Lists sandbox containers, tasks and records of the namespace. */
@@ -352,6 +414,10 @@ export class SandboxTracker {
    */
   async applyListing(listing: Listing): Promise<void> {
     const live = new Set(listing.containers.map((c) => c.id));
+    // Shims watched on a guess (found in the state directory) that are not sandboxes'.
+    for (const t of listing.tasks.keys()) {
+      if (!live.has(t) && !listing.records.has(t)) this.#options.shims?.unwatch(t);
+    }
     for (const id of this.#kinds.keys()) if (!live.has(id)) this.#kinds.delete(id);
     for (const id of live) this.#kinds.set(id, true);
     await Promise.all(
@@ -401,9 +467,10 @@ export class SandboxTracker {
       }
     } else if (task) {
       if (record && !record.exit && record.state === "SANDBOX_READY" && record.pid === task.pid) {
+        this.#options.shims?.watch(container.id);
         return;
       }
-      await this.#store.markRunning(key, task.pid, description);
+      await this.#running(key, task.pid, description);
     } else if (!record) {
       await this.#store.discover(key, description);
     }
@@ -512,6 +579,12 @@ export class SandboxTracker {
     }
   }
 
+  /** Records the sandbox READY and, while it runs, waits on its shim for its exit. */
+  async #running(key: SandboxKey, pid: number, description?: SandboxDescription): Promise<void> {
+    const { record } = await this.#store.markRunning(key, pid, description);
+    if (record.state === "SANDBOX_READY" && !record.exit) this.#options.shims?.watch(key.id);
+  }
+
   /** Records the exit (clearing any pending one in the same commit) and wakes waiters. */
   async #commitExit(
     key: SandboxKey,
@@ -539,12 +612,14 @@ export class SandboxTracker {
         { ...key, status: exit.status, recorded: result.record.exit.status },
       );
     }
+    if (result.record.exit) this.#options.shims?.unwatch(key.id);
     // Waiters get the record as committed: no re-read for each of them.
     this.#waiters.notify(waiterKey(key), result.record);
   }
 
   /** The container is gone: record a lost exit if none was seen, keep the record. */
   async #removed(key: SandboxKey, at: string): Promise<void> {
+    this.#options.shims?.unwatch(key.id);
     const record = await this.#store.get(key);
     if (!record) return;
     if (!record.exit) {
@@ -563,7 +638,7 @@ export class SandboxTracker {
   #exitOf(
     status: number,
     exitedAt: string | undefined,
-    source: "event" | "task-status",
+    source: "event" | "task-status" | "shim",
     reason: string,
   ): ExitDraft {
     return exitedAt ? { status, exitedAt, source, statusKnown: true } : {

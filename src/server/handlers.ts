@@ -281,6 +281,7 @@ const WIRE_SOURCES: Record<ExitSource, WireExitSource> = {
   "task-status": WireExitSource.EXIT_SOURCE_TASK_STATUS,
   "unreadable": WireExitSource.EXIT_SOURCE_UNREADABLE,
   "task-missing": WireExitSource.EXIT_SOURCE_TASK_MISSING,
+  "shim": WireExitSource.EXIT_SOURCE_SHIM,
 };
 
 /** A record on the wire (podsandboxd.v1.Sandbox). */

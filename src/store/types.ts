@@ -15,9 +15,11 @@ export type SandboxState = "SANDBOX_READY" | "SANDBOX_NOTREADY";
  * - "task-status": containerd listed the task as STOPPED with its status;
  * - "unreadable": the exit could not be read; status 255 at the time it was observed
  *   (records of earlier versions, which so recorded a TaskExit without a usable time);
- * - "task-missing": the task was gone before its exit was seen; status not known (255).
+ * - "task-missing": the task was gone before its exit was seen; status not known (255);
+ * - "shim": the sandbox's shim answered a Wait for its init process (also while
+ *   containerd was down).
  */
-export type ExitSource = "event" | "task-status" | "unreadable" | "task-missing";
+export type ExitSource = "event" | "task-status" | "unreadable" | "task-missing" | "shim";
 
 /** Status used when the real one is not known (as containerd's CRI does). */
 export const UNKNOWN_EXIT_STATUS = 255;

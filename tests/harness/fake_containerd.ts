@@ -53,6 +53,8 @@ export class FakeContainerd implements ContainerdClient {
   #held?: ContainerdEvent[];
   /** Publishes to drop (to simulate a publish racing the subscription). */
   dropPublishes = 0;
+  /** Told of every init exit (what a shim sees), containerd up or not. */
+  readonly exitListeners = new Set<(id: string, status: number, exitedAt: string) => void>();
   /** Containers whose init process ignores SIGTERM. */
   readonly ignoresTerm = new Set<string>();
 
@@ -143,6 +145,8 @@ export class FakeContainerd implements ContainerdClient {
     if (!task) throw new Error(`fake containerd: no task ${id}`);
     const exitedAt = instantFromDate(options.at ?? new Date());
     this.tasks.set(id, { ...task, status: "stopped", exitStatus: status, exitedAt });
+    // The shim sees the exit whether or not containerd is there to publish it.
+    for (const l of [...this.exitListeners]) l(id, status, exitedAt);
     if (options.emit ?? true) {
       this.emit({
         kind: "task-exit",

@@ -49,6 +49,8 @@ export enum ExitSource {
   EXIT_SOURCE_UNREADABLE = 3,
   /** EXIT_SOURCE_TASK_MISSING - The task was already gone when the agent looked: the status is not known. */
   EXIT_SOURCE_TASK_MISSING = 4,
+  /** EXIT_SOURCE_SHIM - The sandbox's shim answered a Wait for its init process (also while containerd was down). */
+  EXIT_SOURCE_SHIM = 5,
   UNRECOGNIZED = -1,
 }
 
