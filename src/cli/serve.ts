@@ -7,6 +7,7 @@ import { logger, setupLogging } from "../log.ts";
 import { AgentMetrics } from "../metrics/agent_metrics.ts";
 import { describeAddress, serveMetrics } from "../metrics/server.ts";
 import { ApiServer } from "../server/server.ts";
+import { prepareSocketPath } from "../server/socket.ts";
 import { KvSandboxStore } from "../store/kv_store.ts";
 import { prepareStateDir } from "../store/state_dir.ts";
 import { serveNeeds } from "../permissions/needs.ts";
@@ -123,6 +124,8 @@ export async function serve(config: ServeConfig): Promise<number> {
     );
     await Promise.race([controller.firstOutcome(), aborted]);
     if (!stop.signal.aborted && config.metricsAddress) {
+      // Its directory made, a stale socket (after a crash) replaced, as for the API socket.
+      if ("path" in config.metricsAddress) await prepareSocketPath(config.metricsAddress.path);
       metricsServer = serveMetrics(config.metricsAddress, metrics.registry);
       log.info("metrics on {address}", { address: describeAddress(config.metricsAddress) });
     }

@@ -25,6 +25,14 @@ export interface AgentOptions {
   args?: string[];
   /** Resolve before the agent is ready (for tests of start-up itself). */
   noWait?: boolean;
+  /**
+   * A layout of its own: the whole `serve` command line (then `dir` is only where
+   * nothing of the agent's lives, and `containerdSocket` unused) and the socket it
+   * serves on.
+   */
+  layout?: { args: string[]; socket: string; env?: Record<string, string> };
+  /** A command the task runs under (e.g. unshare for a mount namespace). */
+  prefix?: string[];
 }
 
 export type LogLine = Record<string, unknown> & { message?: string; level?: string };
@@ -47,8 +55,12 @@ export function cliArgs(args: string[], denoFlags: string[] = []): string[] {
 }
 
 /** Runs one CLI command as a user would; never throws on a non-zero exit. */
-export function runCli(args: string[], options: { cwd?: string } = {}): Promise<RunResult> {
-  return run(Deno.execPath(), cliArgs(args), { allowFailure: true, ...options });
+export function runCli(
+  args: string[],
+  options: { cwd?: string; env?: Record<string, string>; prefix?: string[] } = {},
+): Promise<RunResult> {
+  const [command, ...prefix] = [...(options.prefix ?? []), Deno.execPath()];
+  return run(command, [...prefix, ...cliArgs(args)], { allowFailure: true, ...options });
 }
 
 /** The pid of the CLI process (main.ts) under a `deno task podsandboxd` process. */
@@ -107,12 +119,16 @@ export class AgentProcess {
 
   private constructor(options: AgentOptions) {
     this.#options = options;
-    this.socket = join(options.dir, "agent.sock");
+    this.socket = options.layout?.socket ?? join(options.dir, "agent.sock");
     this.stateDir = join(options.dir, "state");
-    this.#process = new Deno.Command(Deno.execPath(), {
-      args: cliArgs(
+    const args = cliArgs(
+      options.layout?.args ??
         agentServeArgs(options, ["--log-level", "debug", ...(options.args ?? [])]),
-      ),
+    );
+    const [command, ...prefix] = [...(options.prefix ?? []), Deno.execPath()];
+    this.#process = new Deno.Command(command, {
+      args: [...prefix, ...args],
+      env: options.layout?.env,
       stdin: "null",
       stdout: "null",
       stderr: "piped",
