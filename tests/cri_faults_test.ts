@@ -60,7 +60,13 @@ Deno.test("CRI pods whose sandboxes die while containerd restarts: the records s
       }
 
       // And after the outage the agent follows pods as before.
-      const after = await node.cri.runPod("after");
+      // The CRI answers Version before its restart's recovery is done, and refuses pods
+      // ("server is not initialized yet") until then.
+      const after = await eventually(
+        "the CRI to take pods again after the restart",
+        () => node.cri.runPod("after"),
+        { timeoutMs: 30_000, intervalMs: 200 },
+      );
       await eventually(
         "the new pod READY in the agent",
         async () =>

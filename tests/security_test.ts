@@ -9,19 +9,20 @@ import { ApiServer } from "../src/server/server.ts";
 import { ControllerService } from "../src/gen/containerd/services/sandbox/v1/sandbox.ts";
 import { unaryCall } from "../src/grpc/call.ts";
 import { assert, assertEquals, assertMatch, assertRejects } from "./harness/assert.ts";
-import { agentDenoArgs, AgentProcess } from "./harness/agent.ts";
+import { AgentProcess } from "./harness/agent.ts";
+import { compilePermissionSet } from "../src/permissions/compile.ts";
+import { permissionFlags } from "../src/permissions/flags.ts";
 import { PrivateContainerd } from "./harness/containerd.ts";
 import { Containers, importImages, uniqueId } from "./harness/containers.ts";
 import { alive, eventually, run } from "./harness/process.ts";
 import { stubService } from "./harness/stub_service.ts";
 
 const NS = "psd-sec";
+const ROOT = new URL("..", import.meta.url).pathname;
 
 /** Starts an agent expected to refuse; returns its exit code and log. */
 async function refusal(options: { containerdSocket: string; dir: string; args: string[] }) {
-  const i = options.args.indexOf("--socket");
-  const sockets = i >= 0 ? [options.args[i + 1]] : [];
-  const agent = await AgentProcess.start({ ...options, namespace: NS, noWait: true, sockets });
+  const agent = await AgentProcess.start({ ...options, namespace: NS, noWait: true });
   const status = await agent.status;
   await agent.stop(); // collects the rest of its output
   return { code: status.code, log: agent.logs.map((l) => l.message ?? "").join("\n") };
@@ -173,11 +174,15 @@ Deno.test("socket and state files: modes, groups, and refusals that name the pat
     );
 
     await t.step(
-      "a path outside the permission set fails naming the path and the permission",
+      "run by hand with the compiled binary's grants, a path outside them exits 2 naming the path, the permission and the fix, creating nothing",
       async () => {
         const outside = "/opt/podsandboxd-not-granted";
         const res = await run(Deno.execPath(), [
-          ...agentDenoArgs({ dir, containerdSocket: containerd.socket }),
+          "run",
+          "--config",
+          `${ROOT}deno.json`,
+          ...permissionFlags(compilePermissionSet()),
+          `${ROOT}main.ts`,
           "serve",
           "--address",
           containerd.socket,
@@ -186,9 +191,19 @@ Deno.test("socket and state files: modes, groups, and refusals that name the pat
           "--state",
           outside,
         ], { allowFailure: true });
-        assertEquals(res.code, 1);
-        assertMatch(res.stderr, /write access to \/opt\/podsandboxd-not-granted \(--state\)/);
-        assertMatch(res.stderr, /permission set "permissions\.agent" of deno\.json/);
+        assertEquals(res.code, 2, res.stderr);
+        assertMatch(
+          res.stderr,
+          /--state \/opt\/podsandboxd-not-granted: read \/opt\/podsandboxd-not-granted, write \/opt\/podsandboxd-not-granted/,
+        );
+        assertMatch(
+          res.stderr,
+          new RegExp(
+            `--address ${containerd.socket}: read ${containerd.socket}, write ${containerd.socket}, net unix:${containerd.socket}`,
+          ),
+        );
+        assertMatch(res.stderr, /Run it through deno task podsandboxd/);
+        assertMatch(res.stderr, /--allow-read=\/opt\/podsandboxd-not-granted,/);
         assertEquals(await Deno.stat(outside).catch(() => null), null, "nothing created there");
       },
     );

@@ -7,8 +7,10 @@ import { logger, setupLogging } from "../log.ts";
 import { AgentMetrics } from "../metrics/agent_metrics.ts";
 import { describeAddress, serveMetrics } from "../metrics/server.ts";
 import { ApiServer } from "../server/server.ts";
+import { prepareSocketPath } from "../server/socket.ts";
 import { KvSandboxStore } from "../store/kv_store.ts";
 import { prepareStateDir } from "../store/state_dir.ts";
+import { serveNeeds } from "../permissions/needs.ts";
 import { checkPermissions } from "./preflight.ts";
 import { type Command, parseCommandArgs, UsageError } from "./command.ts";
 
@@ -57,15 +59,32 @@ ${serveOptionsHelp()}
   async run(args) {
     const parsed = parseCommandArgs(this, args, serveParseConfig(), { min: 0, max: 0 });
     if (!parsed) return 0;
-    const { config, file } = await loadConfig(parsed.values);
-    await checkPermissions(config, file);
+    const loaded = await loadConfig(parsed.values);
+    const { config } = loaded;
+    checkPermissions(serveNeeds(loaded));
     await setupLogging({
       level: config.logLevel,
       json: config.logFormat === "auto" ? undefined : config.logFormat === "json",
     });
+    logDetection(loaded);
     return await serve(config);
   },
 };
+
+/** With no --address configured: which socket was found, or that the default is waited for. */
+function logDetection({ config, sources, candidates }: LoadedServeConfig): void {
+  if (sources.address === "detected") {
+    log.info("containerd socket {address} detected (the first existing of {candidates})", {
+      address: config.address,
+      candidates: candidates?.join(", "),
+    });
+  } else if (candidates) {
+    log.info("no containerd socket at {candidates}; waiting for {address}", {
+      address: config.address,
+      candidates: candidates.join(", "),
+    });
+  }
+}
 
 /** Runs the agent until SIGTERM/SIGINT; returns the exit code. */
 export async function serve(config: ServeConfig): Promise<number> {
@@ -111,6 +130,8 @@ export async function serve(config: ServeConfig): Promise<number> {
     );
     await Promise.race([controller.firstOutcome(), aborted]);
     if (!stop.signal.aborted && config.metricsAddress) {
+      // Its directory made, a stale socket (after a crash) replaced, as for the API socket.
+      if ("path" in config.metricsAddress) await prepareSocketPath(config.metricsAddress.path);
       metricsServer = serveMetrics(config.metricsAddress, metrics.registry);
       log.info("metrics on {address}", { address: describeAddress(config.metricsAddress) });
     }

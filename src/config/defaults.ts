@@ -41,6 +41,11 @@ export function defaultStateDir(env: Env = processEnv, root = isRoot()): string 
   return join(env("HOME") ?? "/", ".local", "state", "podsandboxd");
 }
 
+/** The agent's socket a client uses: the one given (--socket), else the default. */
+export function clientSocketPath(given: string | undefined, env: Env = processEnv): string {
+  return given ?? defaultSocketPath(env);
+}
+
 export function defaultSocketPath(env: Env = processEnv, root = isRoot()): string {
   const systemd = firstOf(env("RUNTIME_DIRECTORY"));
   if (systemd) return join(systemd, SOCKET_NAME);

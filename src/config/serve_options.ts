@@ -19,6 +19,7 @@ import {
   defaultStateDir,
   type Env,
 } from "./defaults.ts";
+import { CONTAINERD_SOCKET_CANDIDATES } from "./detect.ts";
 import { formatDuration, parseDuration } from "./duration.ts";
 import { isIdentifier, MAX_IDENTIFIER_LENGTH } from "../ids.ts";
 import { type MetricsAddress, parseMetricsAddress } from "../metrics/server.ts";
@@ -52,8 +53,11 @@ export interface ServeConfig {
   maxWaiters: number;
 }
 
-/** Where a value came from, in precedence order: flags > environment > file > defaults. */
-export type ValueSource = "flag" | "env" | "file" | "default";
+/**
+ * Where a value came from, in precedence order: flags > environment > file > defaults;
+ * "detected": found on the node in place of the default (containerd's socket).
+ */
+export type ValueSource = "flag" | "env" | "file" | "detected" | "default";
 
 export interface ResolvedServeConfig {
   config: ServeConfig;
@@ -161,7 +165,9 @@ export const SERVE_OPTIONS = [
     flag: "address",
     arg: "PATH",
     description: "containerd's gRPC socket",
-    defaultText: DEFAULT_CONTAINERD_ADDRESS,
+    defaultText: `the first existing of ${
+      CONTAINERD_SOCKET_CANDIDATES.join(", ")
+    } (containerd, k3s/RKE2, microk8s, Docker); none: ${DEFAULT_CONTAINERD_ADDRESS}, waited for`,
     default: () => DEFAULT_CONTAINERD_ADDRESS,
     parse: containerdAddress,
   }),
@@ -288,7 +294,7 @@ export const SERVE_OPTIONS = [
     flag: "metrics-address",
     arg: "HOST:PORT|unix:PATH",
     description:
-      "serve Prometheus metrics on GET /metrics at this address (loopback or a unix socket under /run/podsandboxd, as the permission set allows)",
+      "serve Prometheus metrics on GET /metrics at this address (HOST:PORT or unix:PATH)",
     defaultText: "off",
     default: () => undefined,
     // An empty value keeps the endpoint off.
@@ -360,7 +366,7 @@ const BOOLEAN_TEXT: Record<string, boolean> = { true: true, "1": true, false: fa
 /** One option's value from one layer, or undefined when the layer does not set it. */
 function fromLayer(
   option: OptionDef,
-  source: Exclude<ValueSource, "default">,
+  source: Exclude<ValueSource, "default" | "detected">,
   layers: ConfigLayers,
 ): unknown {
   const parseAll = (texts: string[], where: string): unknown => {

@@ -1,0 +1,88 @@
+/**
+ * Needs → Deno permissions: the one translation to `deno run`/`deno compile` flags and to
+ * the descriptors serve's pre-check queries.
+ *
+ * @module
+ */
+import { type Access, accessesOf, ENV_VARS, type Need, SYS_INFO } from "./needs.ts";
+
+/** Granted permissions by kind; `net: true` grants every host. */
+export interface PermissionSet {
+  read: string[];
+  write: string[];
+  net: string[] | true;
+  env: string[];
+  sys: string[];
+}
+
+/** The permissions covering `needs`, plus the environment and system information every command reads. */
+export function permissionSet(needs: readonly Need[]): PermissionSet {
+  const set: PermissionSet = {
+    read: [],
+    write: [],
+    net: [],
+    env: [...ENV_VARS],
+    sys: [...SYS_INFO],
+  };
+  for (const access of needs.flatMap(accessesOf)) addAccess(set, access);
+  return set;
+}
+
+/** Adds one access to a set (kept free of duplicates). */
+export function addAccess(set: PermissionSet, access: Access): void {
+  if (access.name === "net") {
+    if (access.host === undefined) set.net = true;
+    else if (set.net !== true && !set.net.includes(access.host)) set.net.push(access.host);
+    return;
+  }
+  const list = set[access.name];
+  if (!list.includes(access.path)) list.push(access.path);
+}
+
+/** The union of several sets. */
+export function mergeSets(sets: readonly PermissionSet[]): PermissionSet {
+  const merged: PermissionSet = { read: [], write: [], net: [], env: [], sys: [] };
+  for (const set of sets) {
+    for (const path of set.read) addAccess(merged, { name: "read", path });
+    for (const path of set.write) addAccess(merged, { name: "write", path });
+    if (set.net === true) addAccess(merged, { name: "net" });
+    else for (const host of set.net) addAccess(merged, { name: "net", host });
+    for (const v of set.env) if (!merged.env.includes(v)) merged.env.push(v);
+    for (const v of set.sys) if (!merged.sys.includes(v)) merged.sys.push(v);
+  }
+  return merged;
+}
+
+/**
+ * `--allow-*` flags granting exactly `set` (never `-A`), with `--no-prompt`. Deno's lists
+ * are comma-separated, so a path with a comma cannot be granted: RangeError naming it.
+ */
+export function permissionFlags(set: PermissionSet): string[] {
+  const flags = ["--no-prompt"];
+  const list = (kind: string, values: readonly string[]) => {
+    if (values.length === 0) return;
+    const comma = values.find((v) => v.includes(","));
+    if (comma !== undefined) {
+      throw new RangeError(
+        `${
+          JSON.stringify(comma)
+        } contains a comma, which Deno's --allow-${kind} list cannot express; use a path without one`,
+      );
+    }
+    flags.push(`--allow-${kind}=${values.join(",")}`);
+  };
+  list("read", set.read);
+  list("write", set.write);
+  if (set.net === true) flags.push("--allow-net");
+  else list("net", set.net);
+  list("env", set.env);
+  list("sys", set.sys);
+  return flags;
+}
+
+/** The descriptor `Deno.permissions.query` takes for one access. */
+export function descriptorOf(access: Access): Deno.PermissionDescriptor {
+  return access.name === "net"
+    ? (access.host === undefined ? { name: "net" } : { name: "net", host: access.host })
+    : { name: access.name, path: access.path };
+}
