@@ -17,10 +17,13 @@ Deno.test("CRI pods whose sandboxes die while containerd restarts: the records s
   const dir = await Deno.makeTempDir({ prefix: "psd-crif-" });
   let agent: AgentProcess | undefined;
   try {
+    // Without shim wait (which keeps the true status: shim_wait_e2e_test.ts), what is
+    // left is what containerd still holds when the agent reconnects.
     agent = await AgentProcess.start({
       containerdSocket: node.socket,
       dir,
       namespace: CRI_NAMESPACE,
+      args: ["--shim-wait", "off"],
     });
     const client = agent.client();
     try {

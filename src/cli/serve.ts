@@ -1,3 +1,4 @@
+import { join } from "node:path";
 import { GrpcContainerdClient } from "../containerd/grpc_client.ts";
 import { Controller } from "../controller/controller.ts";
 import { processEnv } from "../config/defaults.ts";
@@ -9,6 +10,7 @@ import { describeAddress, serveMetrics } from "../metrics/server.ts";
 import { ApiServer } from "../server/server.ts";
 import { prepareSocketPath } from "../server/socket.ts";
 import { KvSandboxStore } from "../store/kv_store.ts";
+import { dialShim, StateDirShimLocator, TASK_BUNDLES_DIR } from "../shim/mod.ts";
 import { prepareStateDir } from "../store/state_dir.ts";
 import { serveNeeds } from "../permissions/needs.ts";
 import { checkPermissions } from "./preflight.ts";
@@ -115,7 +117,11 @@ export async function serve(config: ServeConfig): Promise<number> {
     retentionMs: config.retention,
     maxWaiters: config.maxWaiters,
     observer: metrics.controllerObserver(),
+    shims: config.shimWait === "on"
+      ? { locator: new StateDirShimLocator(config.containerdState), dial: dialShim }
+      : undefined,
   });
+  if (config.shimWait === "on") await checkShimDir(config.containerdState);
   metrics.bind(controller);
   let server: ApiServer | undefined;
   let metricsServer: Deno.HttpServer | undefined;
@@ -169,5 +175,24 @@ export async function serve(config: ServeConfig): Promise<number> {
     store.close();
     Deno.removeSignalListener("SIGTERM", onSignal);
     Deno.removeSignalListener("SIGINT", onSignal);
+  }
+}
+
+/**
+ * Warns when --containerd-state does not look like containerd's state directory: shim
+ * wait would then find no shim (and say so for every sandbox).
+ */
+async function checkShimDir(state: string): Promise<void> {
+  const bundles = join(state, TASK_BUNDLES_DIR);
+  try {
+    await Deno.stat(bundles);
+  } catch (err) {
+    if (!(err instanceof Deno.errors.NotFound)) throw err;
+    log.warn(
+      "{bundles} does not exist: is {state} containerd's state directory (its `state` " +
+        "setting)? Shim wait finds no shims until it does; pass --containerd-state, or " +
+        "--shim-wait off",
+      { bundles, state },
+    );
   }
 }

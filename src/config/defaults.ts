@@ -8,6 +8,13 @@
 import { join } from "node:path";
 
 export const DEFAULT_CONTAINERD_ADDRESS = "/run/containerd/containerd.sock";
+/** containerd's default `state` directory (task bundles, shim addresses). */
+export const DEFAULT_CONTAINERD_STATE = "/run/containerd";
+/**
+ * Where every stock containerd build puts its shims' sockets, whatever its `state`
+ * setting (a compile-time default in containerd's shim code).
+ */
+export const SHIM_SOCKET_DIR = "/run/containerd/s";
 /** containerd's CRI keeps pods in this namespace. */
 export const DEFAULT_NAMESPACE = "k8s.io";
 /** The label containerd's CRI puts on every pod sandbox container. */

@@ -6,17 +6,41 @@
  *
  * @module
  */
-import { DEFAULT_CONTAINERD_ADDRESS } from "./defaults.ts";
+import { DEFAULT_CONTAINERD_ADDRESS, DEFAULT_CONTAINERD_STATE } from "./defaults.ts";
+
+/** Where a distribution's containerd keeps its socket and its state directory. */
+export interface ContainerdLayout {
+  socket: string;
+  /** containerd's `state` (task bundles with their shims' addresses). */
+  state: string;
+}
+
+/** containerd's own layout and the distributions', in the order their sockets are tried. */
+export const CONTAINERD_LAYOUTS: readonly ContainerdLayout[] = [
+  { socket: DEFAULT_CONTAINERD_ADDRESS, state: DEFAULT_CONTAINERD_STATE },
+  // k3s and RKE2 run their own containerd here.
+  { socket: "/run/k3s/containerd/containerd.sock", state: "/run/k3s/containerd" },
+  {
+    socket: "/var/snap/microk8s/common/run/containerd.sock",
+    state: "/var/snap/microk8s/common/run/containerd",
+  },
+  // dockerd's own containerd (moby namespace; a Docker node without cri-dockerd).
+  { socket: "/run/docker/containerd/containerd.sock", state: "/run/docker/containerd/daemon" },
+];
 
 /** Where containerd listens on common nodes, in the order they are tried. */
-export const CONTAINERD_SOCKET_CANDIDATES: readonly string[] = [
-  DEFAULT_CONTAINERD_ADDRESS,
-  // k3s and RKE2 run their own containerd here.
-  "/run/k3s/containerd/containerd.sock",
-  "/var/snap/microk8s/common/run/containerd.sock",
-  // dockerd's own containerd (moby namespace; a Docker node without cri-dockerd).
-  "/run/docker/containerd/containerd.sock",
-];
+export const CONTAINERD_SOCKET_CANDIDATES: readonly string[] = CONTAINERD_LAYOUTS.map((l) =>
+  l.socket
+);
+
+/**
+ * The state directory of the containerd listening at `socket`, when it is one of the
+ * known layouts (also spelled /var/run/…); undefined otherwise.
+ */
+export function stateDirFor(socket: string): string | undefined {
+  const path = socket.startsWith("/var/run/") ? socket.slice("/var".length) : socket;
+  return CONTAINERD_LAYOUTS.find((l) => l.socket === path)?.state;
+}
 
 /** The first candidate that is a unix socket (symlinks followed), or undefined. */
 export async function detectContainerdSocket(

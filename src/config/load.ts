@@ -6,7 +6,7 @@
  */
 import { parse as parseToml } from "smol-toml";
 import type { Env } from "./defaults.ts";
-import { CONTAINERD_SOCKET_CANDIDATES, detectContainerdSocket } from "./detect.ts";
+import { CONTAINERD_SOCKET_CANDIDATES, detectContainerdSocket, stateDirFor } from "./detect.ts";
 import { envName, type ResolvedServeConfig, resolveServeConfig } from "./serve_options.ts";
 
 /** Read when present; `--config` (or PODSANDBOXD_CONFIG) names another file, which must exist. */
@@ -75,6 +75,14 @@ export async function loadServeConfig(
     if (found !== undefined) {
       resolved.config.address = found;
       resolved.sources.address = "detected";
+    }
+  }
+  // The state directory that goes with a known containerd socket (k3s's with k3s's…).
+  const state = stateDirFor(resolved.config.address);
+  if (resolved.sources.containerdState === "default" && state !== undefined) {
+    if (state !== resolved.config.containerdState) {
+      resolved.config.containerdState = state;
+      resolved.sources.containerdState = "detected";
     }
   }
   return loaded;

@@ -13,13 +13,14 @@ import {
 import { LOG_LEVELS, type LogLevel } from "../log.ts";
 import {
   DEFAULT_CONTAINERD_ADDRESS,
+  DEFAULT_CONTAINERD_STATE,
   DEFAULT_NAMESPACE,
   DEFAULT_SANDBOX_FILTER,
   defaultSocketPath,
   defaultStateDir,
   type Env,
 } from "./defaults.ts";
-import { CONTAINERD_SOCKET_CANDIDATES } from "./detect.ts";
+import { CONTAINERD_LAYOUTS, CONTAINERD_SOCKET_CANDIDATES } from "./detect.ts";
 import { formatDuration, parseDuration } from "./duration.ts";
 import { isIdentifier, MAX_IDENTIFIER_LENGTH } from "../ids.ts";
 import { type MetricsAddress, parseMetricsAddress } from "../metrics/server.ts";
@@ -51,6 +52,10 @@ export interface ServeConfig {
   socketGroup?: string;
   /** Concurrent Wait calls beyond which calls get RESOURCE_EXHAUSTED. */
   maxWaiters: number;
+  /** containerd's state directory: where its task bundles name their shims. */
+  containerdState: string;
+  /** Wait on each running sandbox's shim for its exit. */
+  shimWait: "on" | "off";
 }
 
 /**
@@ -170,6 +175,28 @@ export const SERVE_OPTIONS = [
     } (containerd, k3s/RKE2, microk8s, Docker); none: ${DEFAULT_CONTAINERD_ADDRESS}, waited for`,
     default: () => DEFAULT_CONTAINERD_ADDRESS,
     parse: containerdAddress,
+  }),
+  def({
+    key: "containerdState",
+    flag: "containerd-state",
+    arg: "DIR",
+    description:
+      "containerd's state directory (its `state` setting), where the agent finds each sandbox's shim",
+    defaultText: `that of the containerd at --address when it is a known layout (${
+      CONTAINERD_LAYOUTS.map((l) => l.state).join(", ")
+    }), else ${DEFAULT_CONTAINERD_STATE}`,
+    default: () => DEFAULT_CONTAINERD_STATE,
+    parse: absolutePath,
+  }),
+  def({
+    key: "shimWait",
+    flag: "shim-wait",
+    arg: "on|off",
+    description:
+      "wait on each running sandbox's shim for its exit: the true status and time also when containerd is down as the sandbox dies",
+    defaultText: "on",
+    default: () => "on" as const,
+    parse: oneOf(["on", "off"] as const),
   }),
   def({
     key: "namespace",

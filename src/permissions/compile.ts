@@ -7,8 +7,14 @@
  * @module
  */
 import { dirname, join } from "node:path";
-import { SOCKET_NAME, SYSTEM_RUNTIME_DIR, SYSTEM_STATE_DIR } from "../config/defaults.ts";
-import { CONTAINERD_SOCKET_CANDIDATES } from "../config/detect.ts";
+import {
+  SHIM_SOCKET_DIR,
+  SOCKET_NAME,
+  SYSTEM_RUNTIME_DIR,
+  SYSTEM_STATE_DIR,
+} from "../config/defaults.ts";
+import { CONTAINERD_LAYOUTS, CONTAINERD_SOCKET_CANDIDATES } from "../config/detect.ts";
+import { TASK_BUNDLES_DIR } from "../shim/locator.ts";
 import { DEFAULT_CONFIG_FILE } from "../config/load.ts";
 import { permissionFlags, type PermissionSet, permissionSet } from "./flags.ts";
 import { type Access, GROUP_FILE, type Need } from "./needs.ts";
@@ -31,6 +37,12 @@ export function bakedNeeds(): Need[] {
       why: "--address",
     })),
     ...LOOPBACK_HOSTS.map((host): Need => ({ kind: "tcp", host, why: "--metrics-address" })),
+    // Shim wait: every layout's task bundles, and the directories shims put sockets in.
+    ...CONTAINERD_LAYOUTS.flatMap((l): Need[] => [
+      { kind: "read", path: join(l.state, TASK_BUNDLES_DIR), why: "--containerd-state" },
+      { kind: "sockets-in", path: join(l.state, "s"), why: "--shim-wait" },
+    ]),
+    { kind: "sockets-in", path: SHIM_SOCKET_DIR, why: "--shim-wait" },
   ];
   return [...needs, ...needs.flatMap(varRunForm)];
 }

@@ -13,7 +13,23 @@ export interface PermissionSet {
   net: string[] | true;
   env: string[];
   sys: string[];
+  /** A TCP host other than loopback is needed (then `net: true` is not fenced to loopback). */
+  tcpBeyondLoopback?: boolean;
 }
+
+/** Every IPv4 address but 127.0.0.0/8, as CIDRs (Deno's --deny-net takes IPv4 CIDRs). */
+export const NON_LOOPBACK_IPV4: readonly string[] = [
+  "0.0.0.0/2",
+  "64.0.0.0/3",
+  "96.0.0.0/4",
+  "112.0.0.0/5",
+  "120.0.0.0/6",
+  "124.0.0.0/7",
+  "126.0.0.0/8",
+  "128.0.0.0/1",
+];
+
+const LOOPBACK = /^(127\.|localhost$|\[?::1\]?$)/;
 
 /** The permissions covering `needs`, plus the environment and system information every command reads. */
 export function permissionSet(needs: readonly Need[]): PermissionSet {
@@ -25,6 +41,9 @@ export function permissionSet(needs: readonly Need[]): PermissionSet {
     sys: [...SYS_INFO],
   };
   for (const access of needs.flatMap(accessesOf)) addAccess(set, access);
+  for (const need of needs) {
+    if (need.kind === "tcp" && !LOOPBACK.test(need.host)) set.tcpBeyondLoopback = true;
+  }
   return set;
 }
 
@@ -49,6 +68,7 @@ export function mergeSets(sets: readonly PermissionSet[]): PermissionSet {
     else for (const host of set.net) addAccess(merged, { name: "net", host });
     for (const v of set.env) if (!merged.env.includes(v)) merged.env.push(v);
     for (const v of set.sys) if (!merged.sys.includes(v)) merged.sys.push(v);
+    if (set.tcpBeyondLoopback) merged.tcpBeyondLoopback = true;
   }
   return merged;
 }
@@ -73,8 +93,13 @@ export function permissionFlags(set: PermissionSet): string[] {
   };
   list("read", set.read);
   list("write", set.write);
-  if (set.net === true) flags.push("--allow-net");
-  else list("net", set.net);
+  if (set.net === true) {
+    // Any host: only because unix sockets named at run time (shims') cannot be granted by
+    // directory. Keep TCP to loopback (IPv4; the unit's IPAddressDeny covers IPv6), unless a
+    // TCP listener elsewhere is needed.
+    flags.push("--allow-net");
+    if (!set.tcpBeyondLoopback) flags.push(`--deny-net=${NON_LOOPBACK_IPV4.join(",")}`);
+  } else list("net", set.net);
   list("env", set.env);
   list("sys", set.sys);
   return flags;

@@ -6,7 +6,9 @@
  *
  * @module
  */
-import { dirname } from "node:path";
+import { dirname, join } from "node:path";
+import { SHIM_SOCKET_DIR } from "../config/defaults.ts";
+import { TASK_BUNDLES_DIR } from "../shim/locator.ts";
 import type { LoadedServeConfig } from "../config/load.ts";
 
 /** One thing the process must be allowed to do, and why (the option it comes from). */
@@ -78,6 +80,17 @@ export function serveNeeds(
     { kind: "connect", path: config.address, why: "--address" },
     { kind: "read", path: GROUP_FILE, why: "--socket-group" },
   ];
+  if (config.shimWait === "on") {
+    // Task bundles name each shim's socket, created as pods start: sockets in a directory.
+    needs.push({
+      kind: "read",
+      path: join(config.containerdState, TASK_BUNDLES_DIR),
+      why: "--containerd-state",
+    });
+    for (const dir of new Set([SHIM_SOCKET_DIR, join(config.containerdState, "s")])) {
+      needs.push({ kind: "sockets-in", path: dir, why: "--shim-wait" });
+    }
+  }
   const metrics = config.metricsAddress;
   if (metrics && "path" in metrics) {
     needs.push({ kind: "listen", path: metrics.path, why: "--metrics-address" });

@@ -7,7 +7,7 @@
  *
  * @module
  */
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { AgentClient } from "../../src/cli/client.ts";
 import { alive, descendantWithCmdline, eventually, run, type RunResult } from "./process.ts";
 
@@ -18,6 +18,8 @@ export const MAIN = `${ROOT}main.ts`;
 export interface AgentOptions {
   /** containerd socket the agent talks to. */
   containerdSocket: string;
+  /** containerd's state directory; default: the private containerd's, beside its socket. */
+  containerdState?: string;
   /** Directory for the agent's state and socket (reused across restarts). */
   dir: string;
   namespace: string;
@@ -88,13 +90,16 @@ export function killCli(taskPid: number): void {
  * with JSON logs; `extra` flags come last and win.
  */
 export function agentServeArgs(
-  options: { dir: string; containerdSocket: string; namespace: string },
+  options: { dir: string; containerdSocket: string; namespace: string; containerdState?: string },
   extra: string[] = [],
 ): string[] {
   return [
     "serve",
     "--address",
     options.containerdSocket,
+    // A private containerd (tests/harness/containerd.ts) keeps DIR/c.sock and DIR/state.
+    "--containerd-state",
+    options.containerdState ?? join(dirname(options.containerdSocket), "state"),
     "--namespace",
     options.namespace,
     "--state",

@@ -42,7 +42,11 @@ function grants(set: PermissionSet, d: Deno.PermissionDescriptor): boolean {
     return set[d.name].some((g) => under(String(d.path), g));
   }
   if (d.name === "net") {
-    if (set.net === true) return true;
+    // Any host, fenced to loopback for TCP unless a TCP host beyond it is needed.
+    if (set.net === true) {
+      return set.tcpBeyondLoopback || d.host === undefined || d.host.startsWith("unix:") ||
+        /^(127\.|localhost|\[::1\])/.test(d.host);
+    }
     if (d.host === undefined) return false;
     const host = d.host;
     return set.net.some((g) => g === host || (!g.startsWith("unix:") && host.startsWith(`${g}:`)));
@@ -64,6 +68,7 @@ Deno.test("the flags for a private layout grant exactly its paths: state, socket
     socket: "/srv/psd/run/agent.sock",
     address: "/srv/containerd/containerd.sock",
     "metrics-address": "unix:/srv/metrics/m.sock",
+    "shim-wait": "off",
   });
   const flags = permissionFlags(permissionSet(serveNeeds(config)));
   assert(
@@ -103,7 +108,11 @@ Deno.test("metrics on TCP: net to that host and port only (IPv6 in brackets)", a
     const [address, host] of [["127.0.0.1:9477", "127.0.0.1:9477"], ["[::1]:9477", "[::1]:9477"]]
   ) {
     const flags = permissionFlags(
-      permissionSet(serveNeeds(await loaded({ "metrics-address": address, socket: "/s/a.sock" }))),
+      permissionSet(
+        serveNeeds(
+          await loaded({ "metrics-address": address, socket: "/s/a.sock", "shim-wait": "off" }),
+        ),
+      ),
     );
     assert(flagValues(flags, "net").includes(host), `${address}: ${flags}`);
   }
@@ -112,7 +121,7 @@ Deno.test("metrics on TCP: net to that host and port only (IPv6 in brackets)", a
 Deno.test("with no --address: the candidates are readable (detection) and the socket found is connectable", async () => {
   await using root = await socketRoot(["b.sock"]);
   const candidates = ["a.sock", "b.sock"].map((n) => join(root.path, n));
-  const config = await loaded({ socket: "/s/a.sock" }, candidates);
+  const config = await loaded({ socket: "/s/a.sock", "shim-wait": "off" }, candidates);
   assertEquals(config.config.address, candidates[1]);
   assertEquals(config.sources.address, "detected");
   const flags = permissionFlags(permissionSet(serveNeeds(config)));
@@ -122,7 +131,39 @@ Deno.test("with no --address: the candidates are readable (detection) and the so
   ]);
 });
 
-Deno.test("a directory of sockets (future --containerd-state shims) is one need: read/write on it, and net to any host, as Deno 2.9 cannot scope unix sockets to a directory", () => {
+Deno.test("shim wait reads containerd's task bundles and reaches the shims' sockets: any host, TCP fenced to loopback", async () => {
+  const config = await loaded({
+    state: "/srv/psd/state",
+    socket: "/srv/psd/run/agent.sock",
+    address: "/srv/containerd/containerd.sock",
+    "containerd-state": "/srv/containerd/state",
+  });
+  const flags = permissionFlags(permissionSet(serveNeeds(config)));
+  const read = flagValues(flags, "read");
+  assert(read.includes("/srv/containerd/state/io.containerd.runtime.v2.task"), `${read}`);
+  for (const dir of ["/run/containerd/s", "/srv/containerd/state/s"]) {
+    assert(read.includes(dir) && flagValues(flags, "write").includes(dir), dir);
+  }
+  assert(flags.includes("--allow-net"), `${flags}`);
+  const deny = flags.find((f) => f.startsWith("--deny-net="));
+  assert(deny?.includes("128.0.0.0/1") && !deny.includes("127."), `${deny}`);
+  // A TCP listener beyond loopback lifts the fence (it would deny it).
+  const wide = await loaded({ "metrics-address": "0.0.0.0:9477", socket: "/s/a.sock" });
+  assert(!permissionFlags(permissionSet(serveNeeds(wide))).some((f) => f.startsWith("--deny-net")));
+  // The state directory follows a known containerd's socket; shown as detected.
+  const k3s = await loaded({ address: "/run/k3s/containerd/containerd.sock" });
+  assertEquals([k3s.config.containerdState, k3s.sources.containerdState], [
+    "/run/k3s/containerd",
+    "detected",
+  ]);
+  const own = await loaded({ address: "/srv/c.sock" });
+  assertEquals([own.config.containerdState, own.sources.containerdState], [
+    "/run/containerd",
+    "default",
+  ]);
+});
+
+Deno.test("a directory of sockets (shims') is one need: read/write on it, and net to any host, as Deno 2.9 cannot scope unix sockets to a directory", () => {
   const need: Need = { kind: "sockets-in", path: "/run/containerd/s", why: "--containerd-state" };
   const flags = permissionFlags(permissionSet([need]));
   assertEquals(flagValues(flags, "read"), ["/run/containerd/s"]);
@@ -141,31 +182,31 @@ Deno.test("a path with a comma cannot be a Deno grant: RangeError naming it", ()
 Deno.test("compile bakes every distribution's containerd socket (and its /var/run form), the standard layout and loopback", () => {
   const set = compilePermissionSet();
   const flags = permissionFlags(set);
+  // Shim wait's sockets need net to any host: read∩write is what fences unix sockets.
+  assert(flags.includes("--allow-net"));
   for (const socket of CONTAINERD_SOCKET_CANDIDATES) {
     for (const path of socket.startsWith("/run/") ? [socket, `/var${socket}`] : [socket]) {
-      assert(flagValues(flags, "net").includes(`unix:${path}`), path);
       assert(flagValues(flags, "read").includes(path), path);
       assert(flagValues(flags, "write").includes(path), path);
     }
   }
   for (
-    const socket of [
-      "/run/k3s/containerd/containerd.sock",
-      "/var/snap/microk8s/common/run/containerd.sock",
-      "/run/docker/containerd/containerd.sock",
+    const dir of [
+      "/run/containerd/s",
+      "/run/k3s/containerd/s",
+      "/run/k3s/containerd/io.containerd.runtime.v2.task",
+      "/var/snap/microk8s/common/run/containerd/io.containerd.runtime.v2.task",
+      "/run/docker/containerd/daemon/io.containerd.runtime.v2.task",
     ]
-  ) assert(flagValues(flags, "net").includes(`unix:${socket}`), socket);
+  ) assert(flagValues(flags, "read").includes(dir), dir);
   for (const path of ["/var/lib/podsandboxd", "/run/podsandboxd", "/var/run/podsandboxd"]) {
     assert(flagValues(flags, "write").includes(path), path);
   }
   assert(flagValues(flags, "read").includes("/etc/podsandboxd"));
   assert(flagValues(flags, "read").includes("/etc/group"));
-  assertEquals(flagValues(flags, "net").filter((h) => !h.startsWith("unix:")), [
-    "127.0.0.1",
-    "[::1]",
-    "localhost",
-  ]);
-  assert(!flags.includes("--allow-net") && !flags.some((f) => f.startsWith("--allow-run")));
+  // TCP: loopback only (metrics).
+  assert(flags.some((f) => f.startsWith("--deny-net=") && f.includes("0.0.0.0/2")));
+  assert(!flags.some((f) => f.startsWith("--allow-run")));
 });
 
 Deno.test("the baked grants cover serve in the standard layout with each distribution's containerd", async () => {
@@ -187,14 +228,15 @@ Deno.test("the baked grants cover serve in the standard layout with each distrib
 });
 
 Deno.test("--grant PATH adds read/write and the unix socket at PATH; HOST:PORT adds net; anything else is refused", () => {
-  const flags = permissionFlags(compilePermissionSet(["/srv/psd", "10.0.0.5:9477"]));
+  const flags = permissionFlags(compilePermissionSet(["/srv/psd"]));
   assert(flagValues(flags, "read").includes("/srv/psd"));
   assert(flagValues(flags, "write").includes("/srv/psd"));
-  assert(flagValues(flags, "net").includes("unix:/srv/psd"));
-  assert(flagValues(flags, "net").includes("10.0.0.5:9477"));
   const without = permissionFlags(compilePermissionSet());
   assertEquals(flags.length, without.length, "the same kinds of flags, longer lists");
   assert(!flagValues(without, "read").includes("/srv/psd"));
+  // A TCP address beyond loopback: net stays any host, no longer fenced to loopback.
+  const tcp = compilePermissionSet(["10.0.0.5:9477"]);
+  assert(tcp.tcpBeyondLoopback && !permissionFlags(tcp).some((f) => f.startsWith("--deny-net")));
   for (const bad of ["relative/dir", "", "a b", "host:99999"]) {
     assertThrows(() => grantNeeds(bad), RangeError, /--grant: invalid value/);
   }
@@ -204,7 +246,7 @@ Deno.test("compile's deno arguments: the baked flags, the output, main.ts, and n
   const args = compileArgs({ root: "/src/psd", output: "/out/podsandboxd", grants: ["/srv/x"] });
   assertEquals(args.slice(0, 3), ["compile", "--config", "/src/psd/deno.json"]);
   assertEquals(args.slice(-3), ["--output", "/out/podsandboxd", "/src/psd/main.ts"]);
-  assert(flagValues(args, "net").includes("unix:/srv/x"));
+  assert(flagValues(args, "write").includes("/srv/x"));
   assert(!args.some((a) => a.startsWith("-P") || a === "-A"), `${args}`);
 });
 
@@ -212,9 +254,10 @@ Deno.test("a path outside the baked grants: the pre-check names it and the compi
   const baked = compilePermissionSet();
   const cases: Array<[Record<string, string>, string[]]> = [
     [{ state: "/data/psd" }, ["/data/psd"]],
-    [{ socket: "/srv/psd/agent.sock" }, ["/srv/psd", "/srv/psd/agent.sock"]],
+    // The baked net reaches any unix socket (shim wait): read/write is what is missing.
+    [{ socket: "/srv/psd/agent.sock" }, ["/srv/psd"]],
     [{ address: "/srv/containerd/containerd.sock" }, ["/srv/containerd/containerd.sock"]],
-    [{ "metrics-address": "unix:/srv/m/metrics.sock" }, ["/srv/m", "/srv/m/metrics.sock"]],
+    [{ "metrics-address": "unix:/srv/m/metrics.sock" }, ["/srv/m"]],
     [{ "metrics-address": "10.1.2.3:9477" }, ["10.1.2.3:9477"]],
   ];
   for (const [flags, expected] of cases) {
@@ -236,7 +279,10 @@ Deno.test("a path outside the baked grants: the pre-check names it and the compi
 });
 
 Deno.test("from source, the pre-check points at the launcher and lists the deno run flags", async () => {
-  const config = await loadServeConfig({ state: "/data/psd", address: "/c.sock" }, noEnv);
+  const config = await loadServeConfig(
+    { state: "/data/psd", address: "/c.sock", "shim-wait": "off" },
+    noEnv,
+  );
   const message = permissionProblem(
     missingPermissions(serveNeeds(config), queryOf(compilePermissionSet())),
     false,
@@ -244,7 +290,7 @@ Deno.test("from source, the pre-check points at the launcher and lists the deno 
   assert(message.includes("--state /data/psd: read /data/psd, write /data/psd"), message);
   assert(message.includes("deno task podsandboxd"), message);
   assert(message.includes("--allow-read=/data/psd,/c.sock"), message);
-  assert(message.includes("--allow-net=unix:/c.sock"), message);
+  assert(message.includes("--allow-write=/data/psd,/c.sock"), message);
 });
 
 Deno.test("every access of every need maps to a descriptor Deno can query", () => {
