@@ -366,12 +366,16 @@ export class GrpcContainerdClient implements ContainerdClient, SandboxRuntimeCli
     );
   }
 
-  async deleteLease(namespace: string, id: string, options?: CallOptions): Promise<void> {
+  async deleteLease(
+    namespace: string,
+    id: string,
+    options?: CallOptions & { sync?: boolean },
+  ): Promise<void> {
     this.#mutating(`leases.Delete ${namespace}/${id}`);
     await unaryCall(
       this.#client,
       LeasesService.delete,
-      { id, sync: false },
+      { id, sync: options?.sync ?? false },
       this.#options(`leases.Delete ${namespace}/${id}`, namespace, options),
     );
   }

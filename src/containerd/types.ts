@@ -211,8 +211,15 @@ export interface SandboxRuntimeClient
     labels: Record<string, string>,
     options?: CallOptions,
   ): Promise<void>;
-  /** NotFoundError for an unknown lease. */
-  deleteLease(namespace: string, id: string, options?: CallOptions): Promise<void>;
+  /**
+   * NotFoundError for an unknown lease. `sync`: containerd collects what only the lease
+   * held before it answers.
+   */
+  deleteLease(
+    namespace: string,
+    id: string,
+    options?: CallOptions & { sync?: boolean },
+  ): Promise<void>;
   /** NotFoundError when `parent` is missing; AlreadyExists (RemoteError) for a taken key. */
   prepareSnapshot(
     namespace: string,

@@ -247,11 +247,26 @@ export class SandboxRuntime implements SandboxRunner {
     const ns = this.#namespace;
     const snapshotter = request.snapshotter || this.#snapshotter;
     const signal = options.signal;
+    // Reads end early on the signal. Calls that make something never get it: cancelled
+    // on the wire, containerd may still complete them after our undo ran, leaving what
+    // the undo missed. The signal is checked between steps instead (one call's delay).
     const call = { signal };
+    const uncancelled = {};
     const undo = new Undo();
     const paths = this.paths(id);
     const started = performance.now();
     try {
+      // A taken id is refused before anything is made: the CRI's directories of a sandbox
+      // are named by its id alone, so our undo would remove the other one's files.
+      const existing = await this.#client.getContainer(ns, id, call).catch((err) => {
+        ignoreNotFound(err);
+        return undefined;
+      });
+      if (existing) {
+        throw new FailedPreconditionError(
+          `container ${ns}/${id} already exists: a sandbox id is started once`,
+        );
+      }
       checkAborted(signal, id, "resolving the pause image");
       const host = await this.#detectHost();
       const image = await resolveSandboxImage(this.#client, ns, this.#pauseImage, {
@@ -282,8 +297,10 @@ export class SandboxRuntime implements SandboxRunner {
             this.#client.createLease(ns, ownLease, {
               [LEASE_EXPIRE_LABEL]: expires,
               "io.podsandboxd.sandbox": id,
-            }, call),
-          (s) => this.#client.deleteLease(ns, ownLease, { signal: s }).catch(ignoreNotFound),
+            }, uncancelled),
+          // sync: what only the lease held (a snapshot whose removal we missed) goes too.
+          (s) =>
+            this.#client.deleteLease(ns, ownLease, { signal: s, sync: true }).catch(ignoreNotFound),
         );
         lease = ownLease;
       }
@@ -306,7 +323,7 @@ export class SandboxRuntime implements SandboxRunner {
               id,
               image.chainId,
               snapshotLabels,
-              { ...call, lease },
+              { ...uncancelled, lease },
             );
           } catch (err) {
             if (err instanceof NotFoundError) {
@@ -369,7 +386,7 @@ export class SandboxRuntime implements SandboxRunner {
           spec,
           snapshotter,
           snapshotKey: id,
-        }, { ...call, lease });
+        }, { ...uncancelled, lease });
         if (!record.createdAt) {
           throw new TypeError(`containerd created container ${id} without a creation time`);
         }
@@ -380,11 +397,13 @@ export class SandboxRuntime implements SandboxRunner {
       await this.#create(
         undo,
         `task ${id}`,
-        () => this.#client.createTask(ns, id, rootfs, { ...call, lease }),
+        () => this.#client.createTask(ns, id, rootfs, { ...uncancelled, lease }),
         (s) => this.#deleteTask(id, s),
       );
       checkAborted(signal, id, "starting its task");
-      const { pid } = await this.#client.startTask(ns, id, call);
+      const { pid } = await this.#client.startTask(ns, id, uncancelled);
+      // A caller that gave up meanwhile will not clean up after us (the CRI never does).
+      checkAborted(signal, id, "answering");
 
       if (!request.lease) {
         // The container now holds the snapshot; the lease only kept it until then.
