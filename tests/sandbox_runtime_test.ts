@@ -19,10 +19,11 @@ import {
   SecurityProfile_ProfileType as ProfileType,
 } from "../src/gen/cri/runtime/v1/api.ts";
 import { criDirs, SandboxRuntime, type StartSandboxRequest } from "../src/sandboxer/mod.ts";
+import { goArch } from "../src/sandboxer/image.ts";
 import { assert, assertEquals, assertMatch, assertRejects } from "./harness/assert.ts";
 import { PrivateContainerd } from "./harness/containerd.ts";
 import { importImages } from "./harness/containers.ts";
-import { PAUSE_IMAGE } from "./harness/image.ts";
+import { buildImages, PAUSE_IMAGE } from "./harness/image.ts";
 import { eventually, pidsWithCmdline, run } from "./harness/process.ts";
 
 const NS = "k8s.io";
@@ -52,6 +53,13 @@ function hostNetworkPod(name: string, config: Record<string, unknown> = {}): Pod
     linux: { securityContext: { namespaceOptions: { network: NamespaceMode.NODE } } },
     ...config,
   });
+}
+
+/** The test pause image's command. */
+const PAUSE_COMMAND = ["/bin/sleep", "2147483647"];
+
+async function commandLine(pid: number): Promise<string[]> {
+  return (await Deno.readTextFile(`/proc/${pid}/cmdline`)).split("\0").filter(Boolean);
 }
 
 async function nsInode(pid: number | "self", ns: string): Promise<string> {
@@ -126,11 +134,7 @@ Deno.test("sandbox runtime against a real containerd", async (t) => {
           assertEquals(started.labels, { oci_runtime_type: RUNC, selinux_label: "" });
           const task = await client.getTask(NS, id);
           assertEquals([task.status, task.pid], ["running", started.pid]);
-          assertEquals((await Deno.readTextFile(`/proc/${started.pid}/cmdline`)).split("\0"), [
-            "/bin/sleep",
-            "2147483647",
-            "",
-          ]);
+          assertEquals(await commandLine(started.pid), PAUSE_COMMAND);
           // NODE network: the node's network and UTS namespaces; its own pid, ipc, mount.
           assertEquals(await nsInode(started.pid, "net"), await nsInode("self", "net"));
           assertEquals(await nsInode(started.pid, "uts"), await nsInode("self", "uts"));
@@ -264,6 +268,28 @@ Deno.test("sandbox runtime against a real containerd", async (t) => {
           assertEquals(await exists(join(runtime.paths(id).stateDir, "rootfs-lookup")), false);
         } finally {
           await runtime.shutdown(id);
+        }
+        await assertNothingLeft(id);
+      },
+    );
+
+    await t.step(
+      "a pause image that is an index: the manifest of this node's platform is the one run",
+      async () => {
+        const name = "docker.io/local/pause-index:latest";
+        await containerd.ctr(NS, ["images", "import", await indexImage(name)]);
+        assertEquals(
+          (await client.getImage(NS, name)).target.mediaType,
+          "application/vnd.oci.image.index.v1+json",
+        );
+        const r = new SandboxRuntime({ ...options, pauseImage: name });
+        const id = sandboxId();
+        const started = await r.start(request(id, hostNetworkPod("index")));
+        try {
+          // The other platform's manifest (listed first) would run "sh -c 'exit 3'".
+          assertEquals(await commandLine(started.pid), PAUSE_COMMAND);
+        } finally {
+          await r.shutdown(id);
         }
         await assertNothingLeft(id);
       },
@@ -421,6 +447,75 @@ Deno.test("sandbox runtime against a real containerd", async (t) => {
     }
   }
 });
+
+async function sha256(bytes: Uint8Array): Promise<string> {
+  const hash = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes as BufferSource));
+  return Array.from(hash, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/**
+ * An OCI layout tarball of image `name` whose target is an index: first a manifest for
+ * another platform (whose config runs "sh -c 'exit 3'"), then the pause image's for this
+ * node's architecture.
+ */
+async function indexImage(name: string): Promise<string> {
+  const dir = await Deno.makeTempDir({ prefix: "psd-idx-" });
+  globalThis.addEventListener("unload", () => Deno.removeSync(dir, { recursive: true }));
+  const [tar] = await buildImages(dir, [{ name, entrypoint: ["/bin/sleep", "2147483647"] }]);
+  const layout = join(dir, "layout");
+  await Deno.mkdir(layout);
+  await run("tar", ["-C", layout, "-xf", tar]);
+  const blobs = join(layout, "blobs", "sha256");
+  const put = async (doc: unknown) => {
+    const bytes = new TextEncoder().encode(JSON.stringify(doc));
+    const digest = await sha256(bytes);
+    await Deno.writeFile(join(blobs, digest), bytes);
+    return { digest: `sha256:${digest}`, size: bytes.length };
+  };
+  const index = JSON.parse(await Deno.readTextFile(join(layout, "index.json")));
+  const pause = index.manifests[0];
+  const manifest = JSON.parse(
+    await Deno.readTextFile(join(blobs, pause.digest.slice("sha256:".length))),
+  );
+  const config = JSON.parse(
+    await Deno.readTextFile(join(blobs, manifest.config.digest.slice("sha256:".length))),
+  );
+  const other = Deno.build.arch === "x86_64" ? "arm64" : "amd64";
+  const decoyConfig = await put({
+    ...config,
+    architecture: other,
+    config: { Entrypoint: ["/bin/sh", "-c", "exit 3"] },
+  });
+  const decoy = await put({ ...manifest, config: { ...manifest.config, ...decoyConfig } });
+  const manifestType = "application/vnd.oci.image.manifest.v1+json";
+  const list = await put({
+    schemaVersion: 2,
+    mediaType: "application/vnd.oci.image.index.v1+json",
+    manifests: [
+      { mediaType: manifestType, ...decoy, platform: { os: "linux", architecture: other } },
+      {
+        mediaType: manifestType,
+        digest: pause.digest,
+        size: pause.size,
+        platform: { os: "linux", architecture: goArch() },
+      },
+    ],
+  });
+  await Deno.writeTextFile(
+    join(layout, "index.json"),
+    JSON.stringify({
+      schemaVersion: 2,
+      manifests: [{
+        mediaType: "application/vnd.oci.image.index.v1+json",
+        ...list,
+        annotations: { "io.containerd.image.name": name },
+      }],
+    }),
+  );
+  const out = join(dir, "index.tar");
+  await run("tar", ["-C", layout, "-cf", out, "oci-layout", "index.json", "blobs"]);
+  return out;
+}
 
 /**
  * The real client with `fire` called around one method: "after" it returned, or
