@@ -296,6 +296,39 @@ Deno.test("sandbox runtime against a real containerd", async (t) => {
     );
 
     await t.step(
+      "a lease of the caller's: the snapshot is made under it (containerd-lease), none of our own",
+      async () => {
+        const lease = `psd-test-${sandboxId().slice(0, 12)}`;
+        await ctr("leases", "create", "--id", lease);
+        try {
+          const id = sandboxId();
+          await runtime.start({ ...request(id, hostNetworkPod("leased")), lease });
+          try {
+            const leases = await ctr("leases", "ls", "-q");
+            assertEquals(leases.split("\n").filter((l) => l.startsWith("psd-start-")), []);
+          } finally {
+            await runtime.shutdown(id);
+          }
+          await assertNothingLeft(id);
+          // containerd honours the header: a lease that does not exist refuses the snapshot.
+          const other = sandboxId();
+          const err = await assertRejects(
+            () =>
+              runtime.start({ ...request(other, hostNetworkPod("leased")), lease: "psd-nosuch" }),
+            FailedPreconditionError,
+          );
+          assertMatch(
+            err.message,
+            /containerd lease psd-nosuch does not exist in namespace k8s.io/,
+          );
+          await assertNothingLeft(other);
+        } finally {
+          await ctr("leases", "delete", lease);
+        }
+      },
+    );
+
+    await t.step(
       "a missing pause image: FailedPrecondition naming it and how to pull it; nothing made",
       async () => {
         const missing = new SandboxRuntime({ ...options, pauseImage: "docker.io/local/absent:1" });

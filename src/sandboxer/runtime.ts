@@ -326,6 +326,12 @@ export class SandboxRuntime implements SandboxRunner {
               { ...uncancelled, lease },
             );
           } catch (err) {
+            if (err instanceof NotFoundError && /lease/i.test(err.message)) {
+              throw new FailedPreconditionError(
+                `containerd lease ${lease} does not exist in namespace ${ns}`,
+                { cause: err },
+              );
+            }
             if (err instanceof NotFoundError) {
               throw new FailedPreconditionError(
                 `pause image ${image.name} is not unpacked for snapshotter ${snapshotter} ` +
