@@ -11,15 +11,14 @@ export const protobufPackage = "containerd.types";
 
 export const protobufFileName = "containerd/types/mount.proto";
 
-/** A filesystem mount as containerd's APIs carry it (containerd.types.Mount). */
+/** A filesystem mount as snapshotters return it and tasks take it as their rootfs. */
 
 export interface Mount {
-  /** The mount's kind (e.g. "overlay", "bind"). */
+  /** "overlay", "bind", … */
   type: string;
   source: string;
-  /** Where it goes inside the container, when the API says. */
+  /** Relative target inside the rootfs (containerd 1.7+; empty for a snapshot's rootfs). */
   target: string;
-  /** fstab-style options. */
   options: string[];
 }
 
