@@ -7,13 +7,17 @@
  * DENORT_BIN (a path to that binary); otherwise Deno downloads it from dl.deno.land,
  * which some machines cannot reach. Either way, failure ends with one clear message.
  *
- * Usage: deno task compile [--output PATH] [--grant PATH|HOST[:PORT]]...
+ * `--sandboxer` also bakes what running pod sandboxes takes (serve --sandboxer): the CRI's
+ * sandbox directories of each layout, mount/umount, the node's hostname and kernel release.
+ *
+ * Usage: deno task compile [--output PATH] [--sandboxer] [--grant PATH|HOST[:PORT]]...
  */
 import { parseArgs } from "node:util";
 import { compileArgs, grantNeeds } from "../src/permissions/compile.ts";
 import { stampBuildInfo } from "./build_info.ts";
 
-const USAGE = "usage: deno task compile [--output PATH] [--grant PATH|HOST[:PORT]]...";
+const USAGE =
+  "usage: deno task compile [--output PATH] [--sandboxer] [--grant PATH|HOST[:PORT]]...";
 const root = new URL("..", import.meta.url).pathname;
 
 function fail(message: string, code = 1): never {
@@ -28,6 +32,7 @@ try {
     options: {
       output: { type: "string", default: `${root}dist/podsandboxd` },
       grant: { type: "string", multiple: true, default: [] },
+      sandboxer: { type: "boolean", default: false },
     },
   }).values;
   for (const grant of values.grant) grantNeeds(grant);
@@ -81,7 +86,12 @@ try {
 }
 await Deno.writeTextFile(buildInfo, stamped);
 
-const args = compileArgs({ root, output: values.output, grants: values.grant });
+const args = compileArgs({
+  root,
+  output: values.output,
+  grants: values.grant,
+  sandboxer: values.sandboxer,
+});
 let out: Deno.CommandOutput;
 try {
   out = await new Deno.Command(Deno.execPath(), {

@@ -38,13 +38,29 @@ export function missingPermissions(needs: readonly Need[], query: Query = queryP
 }
 
 function describeAccess(access: Access): string {
-  return access.name === "net"
-    ? `net ${access.host ?? "(any host)"}`
-    : `${access.name} ${access.path}`;
+  switch (access.name) {
+    case "net":
+      return `net ${access.host ?? "(any host)"}`;
+    case "run":
+      return `run ${access.command}`;
+    case "sys":
+      return `sys ${access.info}`;
+    default:
+      return `${access.name} ${access.path}`;
+  }
 }
 
 function target(need: Need): string {
-  return need.kind === "tcp" ? `${need.host}${need.port ? `:${need.port}` : ""}` : need.path;
+  switch (need.kind) {
+    case "tcp":
+      return `${need.host}${need.port ? `:${need.port}` : ""}`;
+    case "run":
+      return need.command;
+    case "sys":
+      return need.info;
+    default:
+      return need.path;
+  }
 }
 
 /**
@@ -60,12 +76,17 @@ export function permissionProblem(missing: readonly Missing[], compiled: boolean
   if (compiled) {
     const grants = [...new Set(accesses.map(grantFor))];
     const fix = grants.filter((g) => g !== undefined).map((g) => `--grant ${g}`).join(" ");
+    const sandboxer = accesses.some((a) => a.name === "run" || a.name === "sys");
     return "this binary's Deno permissions (fixed when it was compiled) do not cover this " +
       `configuration:\n${lines.join("\n")}\n` +
-      `Build one that does, with the site's paths granted: deno task compile ${fix}` +
-      (grants.includes(undefined) ? " (net to any host cannot be granted by --grant)" : "");
+      `Build one that does, with the site's paths granted: deno task compile ${
+        sandboxer ? "--sandboxer " : ""
+      }${fix}` +
+      (grants.includes(undefined) && !sandboxer
+        ? " (net to any host cannot be granted by --grant)"
+        : "");
   }
-  const set: PermissionSet = { read: [], write: [], net: [], env: [], sys: [] };
+  const set: PermissionSet = { read: [], write: [], net: [], env: [], sys: [], run: [] };
   for (const access of accesses) addAccess(set, access);
   const flags = permissionFlags(set).filter((f) => f !== "--no-prompt").join(" ");
   return "the process's Deno permissions do not cover this configuration:\n" +

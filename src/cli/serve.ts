@@ -11,6 +11,8 @@ import { ApiServer } from "../server/server.ts";
 import { prepareSocketPath } from "../server/socket.ts";
 import { KvSandboxStore } from "../store/kv_store.ts";
 import { dialShim, StateDirShimLocator, TASK_BUNDLES_DIR } from "../shim/mod.ts";
+import { criDirs, SandboxRuntime } from "../sandboxer/mod.ts";
+import { ownedSandboxRuntime } from "./owned_runtime.ts";
 import { prepareStateDir } from "../store/state_dir.ts";
 import { serveNeeds } from "../permissions/needs.ts";
 import { checkPermissions } from "./preflight.ts";
@@ -120,6 +122,17 @@ export async function serve(config: ServeConfig): Promise<number> {
     shims: config.shimWait === "on"
       ? { locator: new StateDirShimLocator(config.containerdState), dial: dialShim }
       : undefined,
+    sandboxer: config.sandboxer === undefined ? undefined : {
+      name: config.sandboxer,
+      runtime: ownedSandboxRuntime(
+        new SandboxRuntime({
+          client,
+          pauseImage: config.pauseImage,
+          criDirs: criDirs(config.containerdRoot, config.containerdState),
+          restrictOomScoreAdj: config.restrictOomScoreAdj,
+        }),
+      ),
+    },
   });
   if (config.shimWait === "on") await checkShimDir(config.containerdState);
   metrics.bind(controller);
@@ -148,13 +161,15 @@ export async function serve(config: ServeConfig): Promise<number> {
         socketGroup: config.socketGroup,
       });
       log.info(
-        "serving on {socket} (namespace {namespace}, state {state}, reap {reap}, events {events})",
+        "serving on {socket} (namespace {namespace}, state {state}, reap {reap}, events {events}" +
+          (config.sandboxer ? ", sandbox controller for sandboxer {sandboxer})" : ")"),
         {
           socket: config.socket,
           namespace: config.namespace,
           state: config.state,
           reap: config.reap,
           events: config.events,
+          sandboxer: config.sandboxer,
         },
       );
     }

@@ -6,7 +6,7 @@
  */
 import { parse as parseToml } from "smol-toml";
 import type { Env } from "./defaults.ts";
-import { CONTAINERD_SOCKET_CANDIDATES, detectContainerdSocket, stateDirFor } from "./detect.ts";
+import { CONTAINERD_SOCKET_CANDIDATES, detectContainerdSocket, layoutFor } from "./detect.ts";
 import { envName, type ResolvedServeConfig, resolveServeConfig } from "./serve_options.ts";
 
 /** Read when present; `--config` (or PODSANDBOXD_CONFIG) names another file, which must exist. */
@@ -77,12 +77,13 @@ export async function loadServeConfig(
       resolved.sources.address = "detected";
     }
   }
-  // The state directory that goes with a known containerd socket (k3s's with k3s's…).
-  const state = stateDirFor(resolved.config.address);
-  if (resolved.sources.containerdState === "default" && state !== undefined) {
-    if (state !== resolved.config.containerdState) {
-      resolved.config.containerdState = state;
-      resolved.sources.containerdState = "detected";
+  // The directories that go with a known containerd socket (k3s's with k3s's…).
+  const layout = layoutFor(resolved.config.address);
+  for (const key of ["containerdState", "containerdRoot"] as const) {
+    const dir = layout?.[key === "containerdState" ? "state" : "root"];
+    if (resolved.sources[key] === "default" && dir !== undefined && dir !== resolved.config[key]) {
+      resolved.config[key] = dir;
+      resolved.sources[key] = "detected";
     }
   }
   return loaded;

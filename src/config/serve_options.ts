@@ -13,8 +13,10 @@ import {
 import { LOG_LEVELS, type LogLevel } from "../log.ts";
 import {
   DEFAULT_CONTAINERD_ADDRESS,
+  DEFAULT_CONTAINERD_ROOT,
   DEFAULT_CONTAINERD_STATE,
   DEFAULT_NAMESPACE,
+  DEFAULT_PAUSE_IMAGE,
   DEFAULT_SANDBOX_FILTER,
   defaultSocketPath,
   defaultStateDir,
@@ -56,6 +58,14 @@ export interface ServeConfig {
   containerdState: string;
   /** Wait on each running sandbox's shim for its exit. */
   shimWait: "on" | "off";
+  /** Be containerd's sandbox controller for this sandboxer name (undefined: observe only). */
+  sandboxer?: string;
+  /** The pause image owned sandboxes run (containerd's pinned_images.sandbox). */
+  pauseImage: string;
+  /** containerd's root directory (the CRI's sandbox files live under it). */
+  containerdRoot: string;
+  /** As containerd's CRI restrict_oom_score_adj: never below the agent's own OOM score. */
+  restrictOomScoreAdj: boolean;
 }
 
 /**
@@ -143,6 +153,34 @@ function groupName(text: string): string {
   return text;
 }
 
+/** Names containerd reserves: its own controller ("podsandbox") and the shim plugin. */
+const RESERVED_SANDBOXERS = ["podsandbox", "shim"];
+
+function sandboxerName(text: string): string {
+  if (!isIdentifier(text)) {
+    throw new RangeError(
+      `invalid sandboxer ${
+        JSON.stringify(text)
+      }: letters and digits separated by single ".", "_" or "-", as in containerd's [proxy_plugins.NAME]`,
+    );
+  }
+  if (RESERVED_SANDBOXERS.includes(text)) {
+    throw new RangeError(
+      `invalid sandboxer ${JSON.stringify(text)}: containerd reserves it for its own (${
+        RESERVED_SANDBOXERS.join(", ")
+      }); pick another name, e.g. podsandboxd`,
+    );
+  }
+  return text;
+}
+
+function nonEmptyValue(what: string) {
+  return (text: string): string => {
+    if (text.trim() === "") throw new RangeError(`invalid ${what} ${JSON.stringify(text)}`);
+    return text;
+  };
+}
+
 function positiveInteger(text: string): number {
   if (!/^\d+$/.test(text) || Number(text) < 1 || Number(text) > 10_000_000) {
     throw new RangeError(
@@ -197,6 +235,49 @@ export const SERVE_OPTIONS = [
     defaultText: "on",
     default: () => "on" as const,
     parse: oneOf(["on", "off"] as const),
+  }),
+  def({
+    key: "sandboxer",
+    flag: "sandboxer",
+    arg: "NAME",
+    description:
+      'be containerd\'s sandbox controller for this sandboxer name (containerd 2.x: [proxy_plugins.NAME] type = "sandbox", a runtime handler with sandboxer = "NAME"): run, stop and remove those pods\' sandboxes',
+    defaultText: "off (observe only)",
+    default: () => undefined,
+    parse: sandboxerName,
+  }),
+  def({
+    key: "pauseImage",
+    flag: "pause-image",
+    arg: "REF",
+    description:
+      "image of the sandboxes the agent runs with --sandboxer: the same reference as containerd's pinned_images.sandbox (the CRI pulls it before Start)",
+    defaultText: DEFAULT_PAUSE_IMAGE,
+    default: () => DEFAULT_PAUSE_IMAGE,
+    parse: nonEmptyValue("image reference"),
+  }),
+  def({
+    key: "containerdRoot",
+    flag: "containerd-root",
+    arg: "DIR",
+    description:
+      "containerd's root directory (its `root` setting): with --sandboxer, the CRI's sandbox files go under it",
+    defaultText: `that of the containerd at --address when it is a known layout (${
+      CONTAINERD_LAYOUTS.map((l) => l.root).join(", ")
+    }), else ${DEFAULT_CONTAINERD_ROOT}`,
+    default: () => DEFAULT_CONTAINERD_ROOT,
+    parse: absolutePath,
+  }),
+  def({
+    key: "restrictOomScoreAdj",
+    flag: "restrict-oom-score-adj",
+    arg: "",
+    boolean: true,
+    description:
+      "with --sandboxer, never give a sandbox an OOM score below the agent's own (as containerd's CRI restrict_oom_score_adj; for agents without CAP_SYS_RESOURCE)",
+    defaultText: "off",
+    default: () => false,
+    parse: () => true,
   }),
   def({
     key: "namespace",
@@ -496,6 +577,12 @@ export function resolveServeConfig(layers: ConfigLayers): ResolvedServeConfig {
 
 /** Refuses combinations that are valid alone but wrong together. */
 function checkConsistency(config: ServeConfig): void {
+  if (config.sandboxer !== undefined && config.namespace !== DEFAULT_NAMESPACE) {
+    throw new RangeError(
+      `--sandboxer: containerd's CRI runs pods in namespace ${DEFAULT_NAMESPACE}, but ` +
+        `--namespace is ${config.namespace}; a sandbox controller follows ${DEFAULT_NAMESPACE}`,
+    );
+  }
   const criSelected = config.filters.some((f) => f.includes("io.cri-containerd.kind"));
   if (config.reap === "always" && criSelected && !config.reapCriSandboxes) {
     throw new RangeError(

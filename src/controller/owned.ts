@@ -40,6 +40,8 @@ export interface StartedSandbox {
  * containerd's API; tests use a fake).
  */
 export interface SandboxRuntime {
+  /** Refuses a Create the runtime could never start (InvalidArgumentError naming why). */
+  check?(sandbox: OwnedSandbox): void;
   /**
    * Runs the sandbox's pause container and task. Undoes its own steps when a later one
    * fails or `signal` aborts: containerd's CRI never calls Shutdown after a failed Start.
@@ -47,6 +49,8 @@ export interface SandboxRuntime {
   start(sandbox: OwnedSandbox, options: { signal?: AbortSignal }): Promise<StartedSandbox>;
   /** Removes the task (with kill), container, snapshot and files; idempotent. */
   shutdown(sandbox: OwnedSandbox, options: { signal?: AbortSignal }): Promise<void>;
+  /** Releases what only a running sandbox needs (its shm), once Stop saw it exit; idempotent. */
+  stopped?(sandbox: OwnedSandbox): Promise<void>;
 }
 
 export interface OwnedSandboxesOptions {
@@ -102,6 +106,7 @@ export class OwnedSandboxes {
     }
     return this.#lifecycle.run(request.id, async () => {
       const wanted: OwnedSandbox = { ...request, createdAt: this.#options.now() };
+      this.#options.runtime.check?.(wanted);
       let kept: OwnedSandbox;
       try {
         kept = await this.#options.store.owned.create(wanted);
@@ -166,26 +171,32 @@ export class OwnedSandboxes {
     options: { timeoutSecs?: number; signal?: AbortSignal } = {},
   ): Promise<void> {
     return this.#lifecycle.run(key.id, async () => {
-      await this.#require(key, "Stop");
+      const owned = await this.#require(key, "Stop");
       const record = await this.#options.store.get(key);
-      if (!record || record.exit) return;
-      const exited = this.#options.waitForExit(key, options.signal);
-      exited.catch(() => {});
-      const timeoutSecs = options.timeoutSecs ?? 0;
-      if (timeoutSecs > 0) {
-        await this.#kill(key, SIGTERM, options.signal);
-        const grace = AbortSignal.timeout(timeoutSecs * 1000);
-        const signal = options.signal ? AbortSignal.any([options.signal, grace]) : grace;
-        const done = await Promise.race([
-          exited.then(() => true),
-          delay(timeoutSecs * 1000, signal).then(() => false, () => false),
-        ]);
-        if (done) return;
-        options.signal?.throwIfAborted();
-      }
-      await this.#kill(key, SIGKILL, options.signal);
-      await exited;
+      if (!record) return;
+      if (!record.exit) await this.#stop(key, options);
+      await this.#options.runtime.stopped?.(owned);
     });
+  }
+
+  /** Kills the sandbox (TERM first with a timeout) and resolves once its exit is recorded. */
+  async #stop(key: SandboxKey, options: { timeoutSecs?: number; signal?: AbortSignal }) {
+    const exited = this.#options.waitForExit(key, options.signal);
+    exited.catch(() => {});
+    const timeoutSecs = options.timeoutSecs ?? 0;
+    if (timeoutSecs > 0) {
+      await this.#kill(key, SIGTERM, options.signal);
+      const grace = AbortSignal.timeout(timeoutSecs * 1000);
+      const signal = options.signal ? AbortSignal.any([options.signal, grace]) : grace;
+      const done = await Promise.race([
+        exited.then(() => true),
+        delay(timeoutSecs * 1000, signal).then(() => false, () => false),
+      ]);
+      if (done) return;
+      options.signal?.throwIfAborted();
+    }
+    await this.#kill(key, SIGKILL, options.signal);
+    await exited;
   }
 
   /** Removes what Start made and forgets the sandbox; unknown ids are fine. */

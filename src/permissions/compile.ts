@@ -12,12 +12,12 @@ import {
   SOCKET_NAME,
   SYSTEM_RUNTIME_DIR,
   SYSTEM_STATE_DIR,
+  TASK_BUNDLES_DIR,
 } from "../config/defaults.ts";
 import { CONTAINERD_LAYOUTS, CONTAINERD_SOCKET_CANDIDATES } from "../config/detect.ts";
-import { TASK_BUNDLES_DIR } from "../shim/locator.ts";
 import { DEFAULT_CONFIG_FILE } from "../config/load.ts";
 import { permissionFlags, type PermissionSet, permissionSet } from "./flags.ts";
-import { type Access, GROUP_FILE, type Need } from "./needs.ts";
+import { type Access, GROUP_FILE, type Need, sandboxerNeeds } from "./needs.ts";
 
 /** Metrics on loopback, any port. */
 export const LOOPBACK_HOSTS: readonly string[] = ["127.0.0.1", "::1", "localhost"];
@@ -77,25 +77,40 @@ export function grantNeeds(value: string): Need[] {
 
 /** The `--grant` value that adds an access (undefined: none can, e.g. any host). */
 export function grantFor(access: Access): string | undefined {
+  if (access.name === "run" || access.name === "sys") return undefined;
   if (access.name !== "net") return access.path;
   if (access.host === undefined) return undefined;
   return access.host.startsWith("unix:") ? access.host.slice("unix:".length) : access.host;
 }
 
-/** The baked permissions with the site's grants. */
-export function compilePermissionSet(grants: readonly string[] = []): PermissionSet {
-  return permissionSet([...bakedNeeds(), ...grants.flatMap(grantNeeds)]);
+/** What running pod sandboxes takes in each known layout (compile --sandboxer). */
+export function bakedSandboxerNeeds(): Need[] {
+  return CONTAINERD_LAYOUTS.flatMap((l) =>
+    sandboxerNeeds({ containerdRoot: l.root, containerdState: l.state })
+  );
+}
+
+/** The baked permissions with the site's grants (and, with `sandboxer`, its needs). */
+export function compilePermissionSet(
+  grants: readonly string[] = [],
+  options: { sandboxer?: boolean } = {},
+): PermissionSet {
+  return permissionSet([
+    ...bakedNeeds(),
+    ...(options.sandboxer ? bakedSandboxerNeeds() : []),
+    ...grants.flatMap(grantNeeds),
+  ]);
 }
 
 /** `deno compile` arguments for the binary at `output`. */
 export function compileArgs(
-  options: { root: string; output: string; grants?: readonly string[] },
+  options: { root: string; output: string; grants?: readonly string[]; sandboxer?: boolean },
 ): string[] {
   return [
     "compile",
     "--config",
     join(options.root, "deno.json"),
-    ...permissionFlags(compilePermissionSet(options.grants)),
+    ...permissionFlags(compilePermissionSet(options.grants, options)),
     "--output",
     options.output,
     join(options.root, "main.ts"),

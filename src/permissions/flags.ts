@@ -13,6 +13,7 @@ export interface PermissionSet {
   net: string[] | true;
   env: string[];
   sys: string[];
+  run: string[];
   /** A TCP host other than loopback is needed (then `net: true` is not fenced to loopback). */
   tcpBeyondLoopback?: boolean;
 }
@@ -39,6 +40,7 @@ export function permissionSet(needs: readonly Need[]): PermissionSet {
     net: [],
     env: [...ENV_VARS],
     sys: [...SYS_INFO],
+    run: [],
   };
   for (const access of needs.flatMap(accessesOf)) addAccess(set, access);
   for (const need of needs) {
@@ -54,13 +56,21 @@ export function addAccess(set: PermissionSet, access: Access): void {
     else if (set.net !== true && !set.net.includes(access.host)) set.net.push(access.host);
     return;
   }
+  if (access.name === "run") {
+    if (!set.run.includes(access.command)) set.run.push(access.command);
+    return;
+  }
+  if (access.name === "sys") {
+    if (!set.sys.includes(access.info)) set.sys.push(access.info);
+    return;
+  }
   const list = set[access.name];
   if (!list.includes(access.path)) list.push(access.path);
 }
 
 /** The union of several sets. */
 export function mergeSets(sets: readonly PermissionSet[]): PermissionSet {
-  const merged: PermissionSet = { read: [], write: [], net: [], env: [], sys: [] };
+  const merged: PermissionSet = { read: [], write: [], net: [], env: [], sys: [], run: [] };
   for (const set of sets) {
     for (const path of set.read) addAccess(merged, { name: "read", path });
     for (const path of set.write) addAccess(merged, { name: "write", path });
@@ -68,6 +78,7 @@ export function mergeSets(sets: readonly PermissionSet[]): PermissionSet {
     else for (const host of set.net) addAccess(merged, { name: "net", host });
     for (const v of set.env) if (!merged.env.includes(v)) merged.env.push(v);
     for (const v of set.sys) if (!merged.sys.includes(v)) merged.sys.push(v);
+    for (const v of set.run) if (!merged.run.includes(v)) merged.run.push(v);
     if (set.tcpBeyondLoopback) merged.tcpBeyondLoopback = true;
   }
   return merged;
@@ -102,12 +113,20 @@ export function permissionFlags(set: PermissionSet): string[] {
   } else list("net", set.net);
   list("env", set.env);
   list("sys", set.sys);
+  list("run", set.run);
   return flags;
 }
 
 /** The descriptor `Deno.permissions.query` takes for one access. */
 export function descriptorOf(access: Access): Deno.PermissionDescriptor {
-  return access.name === "net"
-    ? (access.host === undefined ? { name: "net" } : { name: "net", host: access.host })
-    : { name: access.name, path: access.path };
+  switch (access.name) {
+    case "net":
+      return access.host === undefined ? { name: "net" } : { name: "net", host: access.host };
+    case "run":
+      return { name: "run", command: access.command };
+    case "sys":
+      return { name: "sys", kind: access.info as Deno.SysPermissionDescriptor["kind"] };
+    default:
+      return { name: access.name, path: access.path };
+  }
 }

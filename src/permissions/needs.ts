@@ -7,9 +7,9 @@
  * @module
  */
 import { dirname, join } from "node:path";
-import { SHIM_SOCKET_DIR } from "../config/defaults.ts";
-import { TASK_BUNDLES_DIR } from "../shim/locator.ts";
+import { CRI_PLUGIN_DIR, SHIM_SOCKET_DIR, TASK_BUNDLES_DIR } from "../config/defaults.ts";
 import type { LoadedServeConfig } from "../config/load.ts";
+import type { ServeConfig } from "../config/serve_options.ts";
 
 /** One thing the process must be allowed to do, and why (the option it comes from). */
 export type Need =
@@ -24,7 +24,11 @@ export type Need =
   /** Any unix socket in a directory (names not known in advance, e.g. shim sockets). */
   | { kind: "sockets-in"; path: string; why: string }
   /** A TCP address the agent listens on (port undefined: any port of that host). */
-  | { kind: "tcp"; host: string; port?: number; why: string };
+  | { kind: "tcp"; host: string; port?: number; why: string }
+  /** A program the agent runs (by name, found on PATH). */
+  | { kind: "run"; command: string; why: string }
+  /** System information the agent reads (Deno's sys kinds, e.g. "hostname"). */
+  | { kind: "sys"; info: string; why: string };
 
 /** The environment variables the agent, its defaults and grpc-js read. */
 export const ENV_VARS: readonly string[] = [
@@ -80,6 +84,7 @@ export function serveNeeds(
     { kind: "connect", path: config.address, why: "--address" },
     { kind: "read", path: GROUP_FILE, why: "--socket-group" },
   ];
+  if (config.sandboxer !== undefined) needs.push(...sandboxerNeeds(config));
   if (config.shimWait === "on") {
     // Task bundles name each shim's socket, created as pods start: sockets in a directory.
     needs.push({
@@ -105,16 +110,46 @@ export function serveNeeds(
   return needs;
 }
 
+/**
+ * Running pod sandboxes (--sandboxer): the CRI's sandbox directories (hostname, hosts,
+ * resolv.conf, the shm mount), the node files they copy, what the spec depends on about
+ * the node, the pod's seccomp profiles, and mount(8)/umount(8) for shm and reading the
+ * pause image's passwd.
+ */
+export function sandboxerNeeds(
+  config: Pick<ServeConfig, "containerdRoot" | "containerdState">,
+): Need[] {
+  const why = "--sandboxer";
+  return [
+    { kind: "directory", path: join(config.containerdRoot, CRI_PLUGIN_DIR), why },
+    { kind: "directory", path: join(config.containerdState, CRI_PLUGIN_DIR), why },
+    { kind: "read", path: "/etc/hosts", why },
+    { kind: "read", path: "/etc/resolv.conf", why },
+    { kind: "read", path: "/proc/self", why },
+    { kind: "read", path: "/sys/fs/selinux", why },
+    { kind: "read", path: KUBELET_SECCOMP_DIR, why },
+    { kind: "run", command: "mount", why },
+    { kind: "run", command: "umount", why },
+    { kind: "sys", info: "hostname", why },
+    { kind: "sys", info: "osRelease", why },
+  ];
+}
+
+/** Where the kubelet keeps Localhost seccomp profiles. */
+export const KUBELET_SECCOMP_DIR = "/var/lib/kubelet/seccomp";
+
 /** A client command talks to the agent's socket. */
 export function clientNeeds(socket: string): Need[] {
   return [{ kind: "connect", path: socket, why: "--socket" }];
 }
 
-/** One permission: read or write a path (and below it), or net to a host. */
+/** One permission: read or write a path (and below it), net to a host, a program, sys info. */
 export type Access =
   | { name: "read" | "write"; path: string }
   /** host undefined: any host (Deno cannot scope unix sockets to a directory). */
-  | { name: "net"; host?: string };
+  | { name: "net"; host?: string }
+  | { name: "run"; command: string }
+  | { name: "sys"; info: string };
 
 /**
  * The permissions each kind of need takes, measured on Deno 2.9.6: connecting to a unix
@@ -151,5 +186,9 @@ export function accessesOf(need: Need): Access[] {
       const host = netHost(need.host);
       return [{ name: "net", host: need.port === undefined ? host : `${host}:${need.port}` }];
     }
+    case "run":
+      return [{ name: "run", command: need.command }];
+    case "sys":
+      return [{ name: "sys", info: need.info }];
   }
 }

@@ -6,12 +6,12 @@
  * @module
  */
 import { join } from "node:path";
+import { CRI_PLUGIN_DIR } from "../config/defaults.ts";
 import { NamespaceMode, type PodSandboxConfig } from "../gen/cri/runtime/v1/api.ts";
 import type { HostMounts } from "./mounts.ts";
 import { resolvConf } from "./spec.ts";
 
-/** containerd's CRI keeps its files under `<containerd root|state>/<this plugin id>`. */
-export const CRI_PLUGIN_DIR = "io.containerd.grpc.v1.cri";
+export { CRI_PLUGIN_DIR };
 /** The sandbox's /dev/shm: 64 MiB, like containerd's. */
 export const SHM_OPTIONS = ["nosuid", "nodev", "noexec", "mode=1777", "size=67108864"];
 

@@ -8,6 +8,7 @@
  * @module
  */
 import { join } from "node:path";
+import { TASK_BUNDLES_DIR } from "../config/defaults.ts";
 import {
   FailedPreconditionError,
   NotFoundError,
@@ -18,7 +19,7 @@ import { validateIdentifier } from "../ids.ts";
 import type { ShimEndpoint, ShimLocator, ShimTaskApi } from "./types.ts";
 
 /** containerd's directory of runtime v2 task bundles, under its state directory. */
-export const TASK_BUNDLES_DIR = "io.containerd.runtime.v2.task";
+export { TASK_BUNDLES_DIR };
 /** The ttrpc service of each task API version. */
 export const TASK_SERVICES: Record<ShimTaskApi, string> = {
   2: "containerd.task.v2.Task",

@@ -38,6 +38,8 @@ function loaded(
 function grants(set: PermissionSet, d: Deno.PermissionDescriptor): boolean {
   const under = (path: string, granted: string) =>
     path === granted || path.startsWith(granted.endsWith("/") ? granted : `${granted}/`);
+  if (d.name === "run") return set.run.includes(String(d.command));
+  if (d.name === "sys") return set.sys.includes(String(d.kind));
   if (d.name === "read" || d.name === "write") {
     return set[d.name].some((g) => under(String(d.path), g));
   }
@@ -387,4 +389,37 @@ Deno.test("detection takes the first existing socket in crictl-like order; files
     "flag",
     undefined,
   ]);
+});
+
+Deno.test("--sandboxer adds what running pods takes: the CRI's directories, node files, mount/umount, hostname", async () => {
+  const config = await loaded({
+    sandboxer: "podsandboxd",
+    address: "/run/k3s/containerd/containerd.sock",
+    socket: "/s/a.sock",
+  });
+  const flags = permissionFlags(permissionSet(serveNeeds(config)));
+  for (
+    const dir of [
+      "/var/lib/rancher/k3s/agent/containerd/io.containerd.grpc.v1.cri",
+      "/run/k3s/containerd/io.containerd.grpc.v1.cri",
+    ]
+  ) {
+    assert(flagValues(flags, "write").includes(dir), `${dir}: ${flags}`);
+  }
+  for (const file of ["/etc/hosts", "/etc/resolv.conf", "/proc/self"]) {
+    assert(flagValues(flags, "read").includes(file), file);
+  }
+  assertEquals(flagValues(flags, "run").sort(), ["mount", "umount"]);
+  assertEquals(flagValues(flags, "sys").sort(), ["hostname", "osRelease", "uid"]);
+  // Without --sandboxer, the agent runs nothing.
+  const observer = await loaded({ socket: "/s/a.sock" });
+  assertEquals(flagValues(permissionFlags(permissionSet(serveNeeds(observer))), "run"), []);
+  // A binary compiled without --sandboxer says how to build one that can.
+  const message = permissionProblem(
+    missingPermissions(serveNeeds(config), queryOf(compilePermissionSet())),
+    true,
+  );
+  assert(message.includes("deno task compile --sandboxer"), message);
+  const withSandboxer = compilePermissionSet([], { sandboxer: true });
+  assertEquals(withSandboxer.run.sort(), ["mount", "umount"]);
 });
