@@ -13,22 +13,12 @@ import { instantToMillis } from "../src/time.ts";
 import { assert, assertEquals, assertMatch, assertRejects } from "./harness/assert.ts";
 import { PrivateContainerd } from "./harness/containerd.ts";
 import { Containers, importImages, uniqueId } from "./harness/containers.ts";
+import { NON_LOOPBACK_IPV4 } from "../src/permissions/flags.ts";
 import { alive, eventually, run } from "./harness/process.ts";
 
 const NS = "psd-shim";
 const EXIT_7_ON_TERM = ["sh", "-c", "trap 'exit 7' TERM; sleep 100000 & wait"];
 const RUN_FOREVER = ["sleep", "100000"];
-/** Every IPv4 address but 127.0.0.0/8, as CIDR blocks (Deno 2.9.6 takes IPv4 CIDRs in --deny-net). */
-const NON_LOOPBACK_IPV4 = [
-  "0.0.0.0/2",
-  "64.0.0.0/3",
-  "96.0.0.0/4",
-  "112.0.0.0/5",
-  "120.0.0.0/6",
-  "124.0.0.0/7",
-  "126.0.0.0/8",
-  "128.0.0.0/1",
-].join(",");
 /** Bounds every call that should answer promptly: a test must fail, not hang. */
 const PROMPT = { timeoutMs: 10_000 };
 
@@ -223,7 +213,10 @@ async function shimScenarios(
         assertEquals(await probe(...rw, `--allow-net=unix:${socket}`), { pid });
         assertEquals(await probe(...rw, "--allow-net"), { pid });
         // Bare --allow-net with every non-loopback IPv4 range denied still reaches it.
-        assertEquals(await probe(...rw, "--allow-net", `--deny-net=${NON_LOOPBACK_IPV4}`), { pid });
+        assertEquals(
+          await probe(...rw, "--allow-net", `--deny-net=${NON_LOOPBACK_IPV4.join(",")}`),
+          { pid },
+        );
         // What does not: a unix grant on the directory, or no write grant on the socket.
         const dirGrant = await probe(...rw, `--allow-net=unix:${sockets}`);
         assertEquals(dirGrant.error, "NotCapable");
