@@ -1,7 +1,7 @@
 /**
- * The agent under benchmark, as deployed: `deno run` with the agent's permission set
- * (tests/harness/agent.ts builds the same flags), JSON logs at the default level (info),
- * plus grants for the benchmark's temporary directory and sockets only.
+ * The agent under benchmark, as a user starts it: `deno task podsandboxd serve` with the
+ * benchmark's private paths as arguments (tests/harness/agent.ts builds the same
+ * command), JSON logs at the default level (info). `pid` is the agent's own process.
  *
  * What the benchmarks read from it: when its socket serves, when each exit was
  * committed (its "exited with status" log line is written after the KV commit), its
@@ -11,7 +11,7 @@
  */
 import { join } from "node:path";
 import { AgentClient } from "../src/cli/client.ts";
-import { agentDenoArgs, agentServeArgs } from "../tests/harness/agent.ts";
+import { agentServeArgs, cliArgs, cliPid, killCli } from "../tests/harness/agent.ts";
 import type { Cleanups } from "./context.ts";
 import { cpuMs, rssBytes, wallMs } from "./proc.ts";
 
@@ -22,7 +22,7 @@ export interface BenchAgentOptions {
   namespace: string;
   /** More `serve` flags. */
   args?: string[];
-  /** Extra `deno run` flags (e.g. --cpu-prof). */
+  /** Extra flags for the agent's `deno run` (e.g. --cpu-prof), through the launcher. */
   denoFlags?: string[];
   /** Told when the agent ends other than by the benchmark's SIGTERM (a crash). */
   onAbnormalExit?: (what: string) => void;
@@ -59,6 +59,7 @@ export class BenchAgent {
   readonly #namespace: string;
   readonly #onAbnormalExit?: (what: string) => void;
   #stopping = false;
+  #pid?: number;
   readonly #untrack: () => void;
 
   private constructor(options: BenchAgentOptions) {
@@ -66,20 +67,21 @@ export class BenchAgent {
     this.socket = join(options.dir, "agent.sock");
     this.stateDir = join(options.dir, "state");
     this.#namespace = options.namespace;
-    const [run, ...rest] = agentDenoArgs(options);
     this.spawnedAt = wallMs();
     this.#process = new Deno.Command(Deno.execPath(), {
-      args: [run, ...(options.denoFlags ?? []), ...rest, ...agentServeArgs(options, options.args)],
+      args: cliArgs(agentServeArgs(options, options.args), options.denoFlags),
       stdin: "null",
       stdout: "null",
       stderr: "piped",
     }).spawn();
     this.#stderrDone = this.#readLogs();
-    this.#untrack = options.cleanup?.child(this.#process) ?? (() => {});
+    this.#untrack = options.cleanup?.add(() => killCli(this.#process.pid)) ?? (() => {});
     this.#process.status.then((status) => {
       if (this.#stopping && status.success) return;
       this.#onAbnormalExit?.(
-        `agent (pid ${this.pid}) exited ${status.signal ?? `with code ${status.code}`}` +
+        `agent (pid ${this.#pid ?? this.#process.pid}) exited ${
+          status.signal ?? `with code ${status.code}`
+        }` +
           (this.#stopping ? " when asked to stop" : " by itself") +
           `; last log lines:\n${this.logTail().split("\n").slice(-5).join("\n")}`,
       );
@@ -94,6 +96,7 @@ export class BenchAgent {
     if (!options.noWait) {
       try {
         await agent.until(() => agent.servingAt !== undefined, options.timeoutMs ?? 120_000);
+        agent.#pid = await cliPid(agent.#process.pid);
       } catch (err) {
         await agent.stop("SIGKILL");
         throw err;
@@ -102,8 +105,10 @@ export class BenchAgent {
     return agent;
   }
 
+  /** The agent's own process (under the task and the launcher), once it serves. */
   get pid(): number {
-    return this.#process.pid;
+    if (this.#pid === undefined) throw new Error("the agent's pid is known once it serves");
+    return this.#pid;
   }
 
   rss(): number {
@@ -186,7 +191,8 @@ export class BenchAgent {
   async stop(signal: Deno.Signal = "SIGTERM"): Promise<Deno.CommandStatus> {
     this.#stopping = true;
     try {
-      this.#process.kill(signal);
+      if (signal === "SIGKILL") killCli(this.#process.pid);
+      else this.#process.kill(signal);
     } catch {
       // Already exited.
     }

@@ -1,25 +1,43 @@
 /**
- * `deno task compile`: builds dist/podsandboxd with exactly the agent's permission set
- * (deno.json "permissions.agent", the same the tasks run with) and the KV flag.
+ * `deno task compile`: builds dist/podsandboxd with its Deno permissions baked in: the
+ * standard layout, the containerd sockets of k3s/RKE2, microk8s and Docker, and each
+ * `--grant PATH` (a site's own paths; src/permissions/compile.ts).
  *
  * `deno compile` needs the `denort` runtime of the same Deno version. It honours
  * DENORT_BIN (a path to that binary); otherwise Deno downloads it from dl.deno.land,
  * which some machines cannot reach. Either way, failure ends with one clear message.
  *
- * Usage: deno task compile [--output PATH]
+ * `--sandboxer` also bakes what running pod sandboxes takes (serve --sandboxer): the CRI's
+ * sandbox directories of each layout, mount/umount, the node's hostname and kernel release.
+ *
+ * Usage: deno task compile [--output PATH] [--sandboxer] [--grant PATH|HOST[:PORT]]...
  */
 import { parseArgs } from "node:util";
+import { compileArgs, grantNeeds } from "../src/permissions/compile.ts";
 import { stampBuildInfo } from "./build_info.ts";
 
+const USAGE =
+  "usage: deno task compile [--output PATH] [--sandboxer] [--grant PATH|HOST[:PORT]]...";
 const root = new URL("..", import.meta.url).pathname;
-const { values } = parseArgs({
-  args: Deno.args,
-  options: { output: { type: "string", default: `${root}dist/podsandboxd` } },
-});
 
-function fail(message: string): never {
+function fail(message: string, code = 1): never {
   console.error(`compile: ${message}`);
-  Deno.exit(1);
+  Deno.exit(code);
+}
+
+let values;
+try {
+  values = parseArgs({
+    args: Deno.args,
+    options: {
+      output: { type: "string", default: `${root}dist/podsandboxd` },
+      grant: { type: "string", multiple: true, default: [] },
+      sandboxer: { type: "boolean", default: false },
+    },
+  }).values;
+  for (const grant of values.grant) grantNeeds(grant);
+} catch (err) {
+  fail(`${(err as Error).message}\n${USAGE}`, 2);
 }
 
 const version = Deno.version.deno;
@@ -68,15 +86,12 @@ try {
 }
 await Deno.writeTextFile(buildInfo, stamped);
 
-const args = [
-  "compile",
-  "--config",
-  `${root}deno.json`,
-  "-P=agent",
-  "--output",
-  values.output!,
-  `${root}main.ts`,
-];
+const args = compileArgs({
+  root,
+  output: values.output,
+  grants: values.grant,
+  sandboxer: values.sandboxer,
+});
 let out: Deno.CommandOutput;
 try {
   out = await new Deno.Command(Deno.execPath(), {
@@ -99,4 +114,9 @@ if (!out.success) {
   }
   fail(`deno ${args.join(" ")} failed:\n${stderr}`);
 }
-console.error(`compile: wrote ${values.output} (Deno ${version}, permission set "agent")`);
+console.error(
+  `compile: wrote ${values.output} (Deno ${version}; granted the standard layout, k3s/RKE2, ` +
+    `microk8s and Docker containerd sockets${
+      values.grant.length ? `, ${values.grant.join(", ")}` : ""
+    })`,
+);

@@ -1,14 +1,31 @@
 /**
- * Regenerates the README sections that derive from code (the serve options), so the
- * reference is written once. `deno task docs` rewrites; `--check` fails when stale.
+ * Regenerates what derives from code, so it is written once: the README sections (serve
+ * options, metrics) and deno.json's `podsandboxd`/`start` tasks (the launcher and its
+ * permissions). `deno task docs` rewrites; `--check` fails when stale.
  *
  * @module
  */
 import { envName, SERVE_OPTIONS } from "../src/config/serve_options.ts";
+import { launcherTask } from "../src/launch/launch.ts";
 import type { Controller } from "../src/controller/controller.ts";
 import { AgentMetrics } from "../src/metrics/agent_metrics.ts";
 
 const README = new URL("../README.md", import.meta.url);
+const DENO_JSON = new URL("../deno.json", import.meta.url);
+
+/** deno.json text with the launcher tasks as launch.ts computes them. */
+export function renderDenoJson(text: string): string {
+  const tasks: Record<string, string> = {
+    podsandboxd: launcherTask(),
+    start: `${launcherTask()} serve`,
+  };
+  for (const [name, command] of Object.entries(tasks)) {
+    const line = new RegExp(`^(\\s*)"${name}": ".*",$`, "m");
+    if (!line.test(text)) throw new Error(`deno.json lacks the "${name}" task`);
+    text = text.replace(line, (_, indent) => `${indent}"${name}": ${JSON.stringify(command)},`);
+  }
+  return text;
+}
 
 /** The Markdown table of `podsandboxd serve` options. */
 export function serveOptionsTable(): string {
@@ -70,15 +87,23 @@ async function denoFmt(markdown: string): Promise<string> {
 }
 
 if (import.meta.main) {
-  const text = await Deno.readTextFile(README);
-  const next = await denoFmt(renderReadme(text));
-  if (Deno.args.includes("--check")) {
-    if (next !== text) {
-      console.error("README.md is out of date: run `deno task docs`");
-      Deno.exit(1);
+  const files: Array<[URL, (text: string) => Promise<string>]> = [
+    [README, (text) => denoFmt(renderReadme(text))],
+    [DENO_JSON, (text) => Promise.resolve(renderDenoJson(text))],
+  ];
+  let stale = false;
+  for (const [file, render] of files) {
+    const text = await Deno.readTextFile(file);
+    const next = await render(text);
+    const name = file.pathname.split("/").pop();
+    if (next === text) continue;
+    if (Deno.args.includes("--check")) {
+      console.error(`${name} is out of date: run \`deno task docs\``);
+      stale = true;
+    } else {
+      await Deno.writeTextFile(file, next);
+      console.error(`docs: ${name} updated`);
     }
-  } else if (next !== text) {
-    await Deno.writeTextFile(README, next);
-    console.error("docs: README.md updated");
   }
+  if (stale) Deno.exit(1);
 }

@@ -76,6 +76,12 @@ export class UnimplementedError extends StatusError {
   readonly code = GrpcCode.UNIMPLEMENTED;
 }
 
+/** The named thing exists already (e.g. a sandbox created twice, differently). */
+export class AlreadyExistsError extends StatusError {
+  override name = "AlreadyExistsError";
+  readonly code = GrpcCode.ALREADY_EXISTS;
+}
+
 /** A limit was reached (too many waiters, request too large). */
 export class ResourceExhaustedError extends StatusError {
   override name = "ResourceExhaustedError";
@@ -101,6 +107,7 @@ const byCode: Partial<
   [GrpcCode.CANCELLED]: CancelledError,
   [GrpcCode.UNIMPLEMENTED]: UnimplementedError,
   [GrpcCode.RESOURCE_EXHAUSTED]: ResourceExhaustedError,
+  [GrpcCode.ALREADY_EXISTS]: AlreadyExistsError,
 };
 
 /** Builds the typed error for a gRPC status code received from a peer. */
@@ -109,6 +116,17 @@ export function errorForCode(code: number, message: string, cause?: unknown): St
   if (Class) return new Class(message, { cause });
   const known = Object.values(GrpcCode).includes(code as GrpcCode);
   return new RemoteError(known ? code as GrpcCode : GrpcCode.UNKNOWN, message, { cause });
+}
+
+/**
+ * The error a call ended by `signal` rejects with: the abort reason when it is a typed
+ * error (e.g. a DeadlineExceededError from a timeout), else a CancelledError naming `what`.
+ */
+export function abortError(signal: AbortSignal, what: string): StatusError {
+  const reason = signal.reason;
+  return reason instanceof StatusError
+    ? reason
+    : new CancelledError(`${what}: cancelled`, { cause: reason });
 }
 
 /** The gRPC code an error maps to: its own for StatusError, INTERNAL otherwise. */

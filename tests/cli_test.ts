@@ -1,18 +1,16 @@
 /**
- * The CLI as a user runs it (under the agent's permission set), without containerd:
- * help, usage errors and errors that name what failed.
+ * The CLI as a user runs it (deno task podsandboxd), without containerd: help, usage
+ * errors and errors that name what failed.
  */
 import { assert, assertEquals, assertMatch } from "./harness/assert.ts";
-import { agentDenoArgs } from "./harness/agent.ts";
-import { run } from "./harness/process.ts";
+import { runCli } from "./harness/agent.ts";
 import { COMMANDS } from "../src/cli/main.ts";
 import { BAD_OPTION_VALUES } from "./harness/bad_options.ts";
 
 const dir = await Deno.makeTempDir({ prefix: "psd-cli-" });
 // Removed when the test module ends (a "cleanup" test would count as a test that cannot fail).
 globalThis.addEventListener("unload", () => Deno.removeSync(dir, { recursive: true }));
-const cli = (...args: string[]) =>
-  run(Deno.execPath(), [...agentDenoArgs({ dir }), ...args], { allowFailure: true });
+const cli = (...args: string[]) => runCli(args);
 
 Deno.test("every command has --help (exit 0, usage on stdout)", async () => {
   for (const command of COMMANDS) {

@@ -1,7 +1,7 @@
 /**
  * The controller against a scripted fake containerd and a real (in-memory) Deno KV store.
  */
-import { Controller, type ControllerOptions } from "../src/controller/controller.ts";
+import { Controller } from "../src/controller/controller.ts";
 import {
   CancelledError,
   FailedPreconditionError,
@@ -9,66 +9,17 @@ import {
   UnavailableError,
 } from "../src/errors.ts";
 import { KvSandboxStore } from "../src/store/kv_store.ts";
-import { assert, assertEquals, assertRejects } from "./harness/assert.ts";
+import { assert, assertEquals, assertMatch, assertRejects } from "./harness/assert.ts";
+import { instantFromDate } from "../src/time.ts";
 import { FakeContainerd } from "./harness/fake_containerd.ts";
+import { FILTERS, key, NS, setup } from "./harness/controller_setup.ts";
 import { eventually } from "./harness/process.ts";
-
-const NS = "k8s.io";
-const FILTERS = ['labels."io.cri-containerd.kind"==sandbox'];
-const key = (id: string) => ({ namespace: NS, id });
-
-interface Setup {
-  fake: FakeContainerd;
-  store: KvSandboxStore;
-  controller: Controller;
-  /** Lets already-emitted events be dispatched and applied. */
-  settle(): Promise<void>;
-  [Symbol.asyncDispose](): Promise<void>;
-}
-
-async function setup(
-  options: Partial<ControllerOptions> = {},
-  prepare?: (fake: FakeContainerd) => void,
-): Promise<Setup> {
-  const fake = new FakeContainerd(NS);
-  prepare?.(fake);
-  const store = await KvSandboxStore.open(":memory:");
-  const controller = new Controller(fake, store, {
-    namespace: NS,
-    filters: FILTERS,
-    reap: "never",
-    resyncIntervalMs: 0,
-    retryBackoff: { initialMs: 5, maxMs: 20 },
-    reconnectBackoff: { initialMs: 5, maxMs: 20 },
-    ...options,
-  });
-  const stop = new AbortController();
-  const running = controller.run(stop.signal);
-  assertEquals((await controller.firstOutcome()).state, "connected");
-  const settle = async () => {
-    await new Promise((r) => setTimeout(r, 0));
-    await controller.settled();
-  };
-  return {
-    fake,
-    store,
-    controller,
-    settle,
-    async [Symbol.asyncDispose]() {
-      controller.close();
-      stop.abort();
-      await running;
-      fake.close();
-      store.close();
-    },
-  };
-}
 
 Deno.test("start-up records running sandboxes as READY and stopped ones with containerd's exit", async () => {
   await using t = await setup({}, (fake) => {
     fake.addContainer("running", { emit: false });
     fake.startTask("running", { emit: false });
-    fake.addContainer("stopped", { emit: false });
+    fake.addContainer("stopped", { emit: false, createdAt: new Date("2026-01-02T03:00:00Z") });
     fake.startTask("stopped", { emit: false });
     fake.exitTask("stopped", 3, { emit: false, at: new Date("2026-01-02T03:04:05.678Z") });
     fake.addContainer("plain", { sandbox: false, emit: false });
@@ -168,7 +119,7 @@ Deno.test("a TaskExit that arrives before its TaskStart still stands", async () 
     processId: "sb",
     pid: 42,
     exitStatus: 2,
-    exitedAt: "2026-01-01T00:00:01.000000000Z",
+    exitedAt: instantFromDate(new Date()),
   });
   t.fake.emit({ kind: "task-start", containerId: "sb", pid: 42 });
   await t.settle();
@@ -177,16 +128,18 @@ Deno.test("a TaskExit that arrives before its TaskStart still stands", async () 
   assertEquals(record.state, "SANDBOX_NOTREADY");
 });
 
-Deno.test("a TaskExit without an exit time is recorded as 255 at the time it was seen", async () => {
+Deno.test("a TaskExit without a usable exit time keeps containerd's status; its time is marked as the agent's", async () => {
   const now = new Date("2026-05-05T05:05:05.000Z");
   await using t = await setup({ now: () => now });
-  t.fake.addContainer("sb");
+  t.fake.addContainer("sb", { createdAt: new Date("2026-05-05T05:00:00.000Z") });
   await t.settle();
   t.fake.emit({ kind: "task-exit", containerId: "sb", processId: "sb", pid: 42, exitStatus: 9 });
   const record = await t.controller.wait(key("sb"));
-  assertEquals(record.exit.status, 255);
-  assertEquals(record.exit.statusKnown, false);
-  assertEquals(record.exit.source, "unreadable");
+  assertEquals(record.exit.status, 9, "containerd's status stands");
+  assertEquals(record.exit.statusKnown, true);
+  assertEquals(record.exit.exitedAtKnown, false);
+  assertEquals(record.exit.source, "event");
+  assertMatch(record.exit.reason ?? "", /no usable exit time/);
   assertEquals(record.exit.exitedAt, "2026-05-05T05:05:05.000000000Z");
 });
 
@@ -336,17 +289,6 @@ Deno.test("a young container without a task is starting, not dead; its TaskCreat
   t.fake.startTask("young");
   await t.settle();
   assertEquals((await t.controller.get(key("young"))).state, "SANDBOX_READY");
-});
-
-Deno.test("an old container without a task is recorded with an unknown exit at start-up", async () => {
-  await using t = await setup(
-    {},
-    (fake) =>
-      fake.addContainer("old", { emit: false, createdAt: new Date(Date.now() - 3_600_000) }),
-  );
-  const old = await t.controller.wait(key("old"));
-  assertEquals(old.exit.statusKnown, false);
-  assertEquals(old.exit.source, "task-missing");
 });
 
 Deno.test("a marker publish lost to the subscription race is published again", async () => {

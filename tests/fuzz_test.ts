@@ -31,6 +31,7 @@ import type { SandboxRecord } from "../src/store/types.ts";
 import { AgentClient } from "../src/cli/client.ts";
 import { assert, assertEquals } from "./harness/assert.ts";
 import { FakeContainerd } from "./harness/fake_containerd.ts";
+import { mutate, prng, type Rng } from "./harness/prng.ts";
 
 const NS = "k8s.io";
 const ITERATIONS = Number(Deno.env.get("FUZZ_ITERATIONS") ?? 10_000);
@@ -39,29 +40,6 @@ const SEED = Deno.env.get("FUZZ_SEED");
 const REGRESSION_SEEDS: number[] = [
   113357, // a TaskExit time beyond year 9999 with nanos ≥ 1e9 was stored as "+036812-…"
 ];
-
-/** mulberry32: small, seedable, good enough to explore inputs. */
-function prng(seed: number) {
-  let a = seed >>> 0;
-  const next = () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-  const int = (n: number) => Math.floor(next() * n);
-  const pick = <T>(xs: readonly T[]): T => xs[int(xs.length)];
-  const bytes = (n: number) => Uint8Array.from({ length: n }, () => int(256));
-  const text = (n: number) =>
-    Array.from(
-      { length: n },
-      () => String.fromCharCode(pick([int(128), 0x2028, 0xfffd, 0xd800, 32 + int(95)])),
-    )
-      .join("");
-  return { next, int, pick, bytes, text };
-}
-type Rng = ReturnType<typeof prng>;
 
 const IDS = ["sb-0", "sb-1", "sb-2", "plain-0"];
 
@@ -133,22 +111,6 @@ function payload(r: Rng): { typeUrl: string; value: Uint8Array } {
         typeUrl: "containerd.events.ContainerDelete",
         value: ContainerDelete.encode({ id }).finish(),
       };
-  }
-}
-
-/** Flips, truncates, extends or replaces bytes. */
-function mutate(r: Rng, bytes: Uint8Array): Uint8Array {
-  const out = Uint8Array.from(bytes);
-  switch (r.int(4)) {
-    case 0:
-      for (let i = 0; i < 1 + r.int(4) && out.length; i++) out[r.int(out.length)] ^= 1 << r.int(8);
-      return out;
-    case 1:
-      return out.subarray(0, r.int(out.length + 1));
-    case 2:
-      return Uint8Array.from([...out, ...r.bytes(r.int(64))]);
-    default:
-      return r.bytes(r.int(128));
   }
 }
 

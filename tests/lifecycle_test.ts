@@ -90,7 +90,8 @@ Deno.test("--events=poll: exits are learned by listing tasks, with their real st
       containerdSocket: containerd.socket,
       dir,
       namespace: NS,
-      args: ["--events", "poll", "--poll-interval", "100ms"],
+      // The shim would answer first: this is about what the listings learn.
+      args: ["--events", "poll", "--poll-interval", "100ms", "--shim-wait", "off"],
     });
     const id = uniqueId("polled");
     await c.run(id, ["sh", "-c", "trap 'exit 9' TERM; sleep 100000 & wait"]);

@@ -8,8 +8,8 @@
  * Two test-only changes, in a drop-in, neither touching the hardening: the unit starts
  * without sysinit.target (this machine has its own init; pulling sysinit would run the
  * host's boot services), and ExecStart is a stand-in running the source with `deno run`
- * under the same permission set (the compiled binary cannot be built here), which needs
- * Deno's module cache (ProtectHome hides /root/.cache).
+ * and exactly the permissions `deno task compile` bakes into the binary (which cannot be
+ * built here: no denort), which needs Deno's module cache (ProtectHome hides /root/.cache).
  */
 import { dirname, join } from "node:path";
 import { assert, assertEquals } from "./harness/assert.ts";
@@ -17,6 +17,8 @@ import { requireContainerdBinaries } from "./harness/containerd.ts";
 import { containerdConfig } from "./harness/containerd_config.ts";
 import { buildImages, BUSYBOX_IMAGE } from "./harness/image.ts";
 import { eventually, run } from "./harness/process.ts";
+import { compilePermissionSet } from "../src/permissions/compile.ts";
+import { permissionFlags } from "../src/permissions/flags.ts";
 
 const root = new URL("..", import.meta.url).pathname;
 const denoDir = Deno.env.get("DENO_DIR") ?? join(Deno.env.get("HOME") ?? "/root", ".cache", "deno");
@@ -64,7 +66,9 @@ Deno.test("the systemd unit runs the agent hardened: modes, health, an exit, res
       join(dir, "bin", "podsandboxd"),
       // The source and Deno are bound at /opt/psd-src and /opt/psd-deno: wherever the
       // checkout lives (/tmp included), the unit's PrivateTmp and ProtectHome hide it.
-      `#!/bin/sh\nexec /opt/psd-deno/deno run --cached-only -P=agent --config /opt/psd-src/deno.json /opt/psd-src/main.ts "$@"\n`,
+      `#!/bin/sh\nexec /opt/psd-deno/deno run --cached-only ${
+        permissionFlags(compilePermissionSet()).map((f) => `'${f}'`).join(" ")
+      } --config /opt/psd-src/deno.json /opt/psd-src/main.ts "$@"\n`,
     );
     await Deno.chmod(join(dir, "bin", "podsandboxd"), 0o755);
     await Deno.mkdir(join(dir, "etc-podsandboxd"));

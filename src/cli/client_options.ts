@@ -3,7 +3,9 @@
  *
  * @module
  */
-import { defaultSocketPath, processEnv } from "../config/defaults.ts";
+import { clientSocketPath, defaultSocketPath, processEnv } from "../config/defaults.ts";
+import { clientNeeds } from "../permissions/needs.ts";
+import { checkPermissions } from "./preflight.ts";
 import { validateIdentifier } from "../ids.ts";
 import { AgentClient } from "./client.ts";
 import { UsageError } from "./command.ts";
@@ -22,9 +24,9 @@ export function clientFlagsHelp(): string {
   ].join("\n");
 }
 
-/** The client for parsed flags; UsageError for bad values. */
+/** The client for parsed flags; UsageError for bad values, MissingPermissionError for a socket not granted. */
 export function clientFromFlags(values: Record<string, unknown>): AgentClient {
-  const socket = (values.socket as string | undefined) ?? defaultSocketPath(processEnv);
+  const socket = clientSocketPath(values.socket as string | undefined);
   if (!socket.startsWith("/")) {
     throw new UsageError(
       `--socket: invalid path ${JSON.stringify(socket)}: an absolute path is required`,
@@ -38,6 +40,7 @@ export function clientFromFlags(values: Record<string, unknown>): AgentClient {
       throw new UsageError((err as Error).message);
     }
   }
+  checkPermissions(clientNeeds(socket));
   return new AgentClient(socket, { namespace });
 }
 

@@ -21,7 +21,8 @@ export const configCommand: Command = {
 
 Resolves the configuration exactly as "podsandboxd serve" would with the same options,
 environment and config file, and prints it as TOML with the source of each value (flag,
-env, file or default). Bad values and unknown config file keys are errors (exit 2).
+env, file, detected: containerd's socket found on the node, or default). Bad values and
+unknown config file keys are errors (exit 2).
 
 ${CONFIG_HELP}
   --json

@@ -10,6 +10,7 @@ import { healthCommand } from "./health.ts";
 import { watchCommand } from "./watch.ts";
 import { listCommand } from "./list.ts";
 import { platformCommand } from "./platform.ts";
+import { MissingPermissionError } from "./preflight.ts";
 import { serveCommand } from "./serve.ts";
 import { statusCommand } from "./status.ts";
 import { versionCommand } from "./version.ts";
@@ -62,6 +63,10 @@ export async function main(args: string[]): Promise<number> {
       console.error(
         `podsandboxd ${name}: ${err.message}\nRun "podsandboxd ${name} --help" for usage.`,
       );
+      return 2;
+    }
+    if (err instanceof MissingPermissionError) {
+      console.error(`podsandboxd ${name}: ${err.message}`);
       return 2;
     }
     const message = err instanceof StatusError || err instanceof Error ? err.message : String(err);

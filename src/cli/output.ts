@@ -21,6 +21,7 @@ const SOURCE_NAMES: Record<number, string> = {
   [ExitSource.EXIT_SOURCE_TASK_STATUS]: "task-status",
   [ExitSource.EXIT_SOURCE_UNREADABLE]: "unreadable",
   [ExitSource.EXIT_SOURCE_TASK_MISSING]: "task-missing",
+  [ExitSource.EXIT_SOURCE_SHIM]: "shim",
 };
 
 /** The JSON form of a record; absent fields are omitted. */
@@ -38,6 +39,7 @@ export function sandboxJson(s: Sandbox): Record<string, unknown> {
   if (s.exitStatus !== undefined) {
     out.exitStatus = s.exitStatus;
     out.exitStatusKnown = s.exitStatusKnown;
+    out.exitTimeKnown = s.exitTimeKnown;
     out.exitSource = SOURCE_NAMES[s.exitSource] ?? "unknown";
     if (s.exitReason) out.exitReason = s.exitReason;
   }
@@ -68,7 +70,10 @@ export function sandboxText(s: Sandbox): string {
     ["state", j.state],
     ["pid", j.pid],
     ["created", j.createdAt],
-    ["exited", j.exitedAt],
+    [
+      "exited",
+      j.exitedAt && !s.exitTimeKnown ? `${j.exitedAt} (when the agent learned of it)` : j.exitedAt,
+    ],
     ["exit status", exitText(s) || undefined],
     ["exit learned from", j.exitSource],
     ["container removed", j.deletedAt],

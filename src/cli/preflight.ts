@@ -1,69 +1,104 @@
 /**
- * Before serving: does the agent's Deno permission set cover every path and socket this
- * configuration uses? One clear error listing what is missing, instead of a failure deep
- * inside a library at the first use.
+ * Before serving (or calling the agent): do this process's Deno permissions cover every
+ * path and socket of its configuration? One clear error listing what is missing and the
+ * fix — instead of a failure deep inside a library at the first use.
  *
  * @module
  */
-import type { ServeConfig } from "../config/serve_options.ts";
+import { grantFor } from "../permissions/compile.ts";
+import {
+  addAccess,
+  descriptorOf,
+  permissionFlags,
+  type PermissionSet,
+} from "../permissions/flags.ts";
+import { type Access, accessesOf, type Need } from "../permissions/needs.ts";
 
-/** The configuration needs a permission the process was not granted. */
+/** The configuration needs a permission the process was not granted (exit 2). */
 export class MissingPermissionError extends Error {
   override name = "MissingPermissionError";
 }
 
-interface Need {
-  descriptor: Deno.PermissionDescriptor;
-  why: string;
+export interface Missing {
+  need: Need;
+  accesses: Access[];
 }
 
-function describe(d: Deno.PermissionDescriptor): string {
-  switch (d.name) {
-    case "read":
-    case "write":
-      return `${d.name} access to ${d.path}`;
-    case "net":
-      return `net access to ${d.host}`;
-    default:
-      return d.name;
-  }
-}
+type Query = (descriptor: Deno.PermissionDescriptor) => Deno.PermissionState;
+const queryProcess: Query = (d) => Deno.permissions.querySync(d).state;
 
-export async function checkPermissions(config: ServeConfig, configFile?: string): Promise<void> {
-  const needs: Need[] = [
-    { descriptor: { name: "read", path: config.state }, why: "--state" },
-    { descriptor: { name: "write", path: config.state }, why: "--state" },
-    { descriptor: { name: "read", path: config.socket }, why: "--socket" },
-    { descriptor: { name: "write", path: config.socket }, why: "--socket" },
-    { descriptor: { name: "net", host: `unix:${config.socket}` }, why: "--socket" },
-    { descriptor: { name: "net", host: `unix:${config.address}` }, why: "--address" },
-  ];
-  if (configFile) needs.push({ descriptor: { name: "read", path: configFile }, why: "--config" });
-  const metrics = config.metricsAddress;
-  if (metrics && "path" in metrics) {
-    needs.push(
-      { descriptor: { name: "write", path: metrics.path }, why: "--metrics-address" },
-      { descriptor: { name: "net", host: `unix:${metrics.path}` }, why: "--metrics-address" },
-    );
-  } else if (metrics) {
-    const host = metrics.hostname.includes(":") ? `[${metrics.hostname}]` : metrics.hostname;
-    needs.push({
-      descriptor: { name: "net", host: `${host}:${metrics.port}` },
-      why: "--metrics-address",
-    });
-  }
-  const missing: string[] = [];
+/** The needs whose accesses are not all granted, with those accesses. */
+export function missingPermissions(needs: readonly Need[], query: Query = queryProcess): Missing[] {
+  const missing: Missing[] = [];
   for (const need of needs) {
-    if ((await Deno.permissions.query(need.descriptor)).state !== "granted") {
-      missing.push(`  ${describe(need.descriptor)} (${need.why})`);
-    }
+    const accesses = accessesOf(need).filter((a) => query(descriptorOf(a)) !== "granted");
+    if (accesses.length > 0) missing.push({ need, accesses });
   }
+  return missing;
+}
+
+function describeAccess(access: Access): string {
+  switch (access.name) {
+    case "net":
+      return `net ${access.host ?? "(any host)"}`;
+    case "run":
+      return `run ${access.command}`;
+    case "sys":
+      return `sys ${access.info}`;
+    default:
+      return `${access.name} ${access.path}`;
+  }
+}
+
+function target(need: Need): string {
+  switch (need.kind) {
+    case "tcp":
+      return `${need.host}${need.port ? `:${need.port}` : ""}`;
+    case "run":
+      return need.command;
+    case "sys":
+      return need.info;
+    default:
+      return need.path;
+  }
+}
+
+/**
+ * The message for missing permissions: what is missing, for which option, and the fix —
+ * a compiled binary is rebuilt with `deno task compile --grant …`; from source, the
+ * launcher (`deno task podsandboxd`) grants what the configuration names.
+ */
+export function permissionProblem(missing: readonly Missing[], compiled: boolean): string {
+  const lines = missing.map(({ need, accesses }) =>
+    `  ${need.why} ${target(need)}: ${accesses.map(describeAccess).join(", ")}`
+  );
+  const accesses = missing.flatMap((m) => m.accesses);
+  if (compiled) {
+    const grants = [...new Set(accesses.map(grantFor))];
+    const fix = grants.filter((g) => g !== undefined).map((g) => `--grant ${g}`).join(" ");
+    const sandboxer = accesses.some((a) => a.name === "run" || a.name === "sys");
+    return "this binary's Deno permissions (fixed when it was compiled) do not cover this " +
+      `configuration:\n${lines.join("\n")}\n` +
+      `Build one that does, with the site's paths granted: deno task compile ${
+        sandboxer ? "--sandboxer " : ""
+      }${fix}` +
+      (grants.includes(undefined) && !sandboxer
+        ? " (net to any host cannot be granted by --grant)"
+        : "");
+  }
+  const set: PermissionSet = { read: [], write: [], net: [], env: [], sys: [], run: [] };
+  for (const access of accesses) addAccess(set, access);
+  const flags = permissionFlags(set).filter((f) => f !== "--no-prompt").join(" ");
+  return "the process's Deno permissions do not cover this configuration:\n" +
+    `${lines.join("\n")}\n` +
+    "Run it through deno task podsandboxd (or deno task start): the launcher grants what the " +
+    `configuration names. Run with deno run by hand, it needs: ${flags}`;
+}
+
+/** Throws MissingPermissionError when a need is not granted. */
+export function checkPermissions(needs: readonly Need[], query: Query = queryProcess): void {
+  const missing = missingPermissions(needs, query);
   if (missing.length > 0) {
-    throw new MissingPermissionError(
-      "the agent's Deno permissions do not cover this configuration:\n" + missing.join("\n") +
-        '\nThe agent runs with the permission set "permissions.agent" of deno.json (compiled into ' +
-        "the binary): use the paths it grants (/var/lib/podsandboxd, /run/podsandboxd, " +
-        "/run/containerd/containerd.sock, loopback), or extend the set and rebuild.",
-    );
+    throw new MissingPermissionError(permissionProblem(missing, Deno.build.standalone));
   }
 }

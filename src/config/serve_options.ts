@@ -13,12 +13,16 @@ import {
 import { LOG_LEVELS, type LogLevel } from "../log.ts";
 import {
   DEFAULT_CONTAINERD_ADDRESS,
+  DEFAULT_CONTAINERD_ROOT,
+  DEFAULT_CONTAINERD_STATE,
   DEFAULT_NAMESPACE,
+  DEFAULT_PAUSE_IMAGE,
   DEFAULT_SANDBOX_FILTER,
   defaultSocketPath,
   defaultStateDir,
   type Env,
 } from "./defaults.ts";
+import { CONTAINERD_LAYOUTS, CONTAINERD_SOCKET_CANDIDATES } from "./detect.ts";
 import { formatDuration, parseDuration } from "./duration.ts";
 import { isIdentifier, MAX_IDENTIFIER_LENGTH } from "../ids.ts";
 import { type MetricsAddress, parseMetricsAddress } from "../metrics/server.ts";
@@ -50,10 +54,25 @@ export interface ServeConfig {
   socketGroup?: string;
   /** Concurrent Wait calls beyond which calls get RESOURCE_EXHAUSTED. */
   maxWaiters: number;
+  /** containerd's state directory: where its task bundles name their shims. */
+  containerdState: string;
+  /** Wait on each running sandbox's shim for its exit. */
+  shimWait: "on" | "off";
+  /** Be containerd's sandbox controller for this sandboxer name (undefined: observe only). */
+  sandboxer?: string;
+  /** The pause image owned sandboxes run (containerd's pinned_images.sandbox). */
+  pauseImage: string;
+  /** containerd's root directory (the CRI's sandbox files live under it). */
+  containerdRoot: string;
+  /** As containerd's CRI restrict_oom_score_adj: never below the agent's own OOM score. */
+  restrictOomScoreAdj: boolean;
 }
 
-/** Where a value came from, in precedence order: flags > environment > file > defaults. */
-export type ValueSource = "flag" | "env" | "file" | "default";
+/**
+ * Where a value came from, in precedence order: flags > environment > file > defaults;
+ * "detected": found on the node in place of the default (containerd's socket).
+ */
+export type ValueSource = "flag" | "env" | "file" | "detected" | "default";
 
 export interface ResolvedServeConfig {
   config: ServeConfig;
@@ -134,6 +153,34 @@ function groupName(text: string): string {
   return text;
 }
 
+/** Names containerd reserves: its own controller ("podsandbox") and the shim plugin. */
+const RESERVED_SANDBOXERS = ["podsandbox", "shim"];
+
+function sandboxerName(text: string): string {
+  if (!isIdentifier(text)) {
+    throw new RangeError(
+      `invalid sandboxer ${
+        JSON.stringify(text)
+      }: letters and digits separated by single ".", "_" or "-", as in containerd's [proxy_plugins.NAME]`,
+    );
+  }
+  if (RESERVED_SANDBOXERS.includes(text)) {
+    throw new RangeError(
+      `invalid sandboxer ${JSON.stringify(text)}: containerd reserves it for its own (${
+        RESERVED_SANDBOXERS.join(", ")
+      }); pick another name, e.g. podsandboxd`,
+    );
+  }
+  return text;
+}
+
+function nonEmptyValue(what: string) {
+  return (text: string): string => {
+    if (text.trim() === "") throw new RangeError(`invalid ${what} ${JSON.stringify(text)}`);
+    return text;
+  };
+}
+
 function positiveInteger(text: string): number {
   if (!/^\d+$/.test(text) || Number(text) < 1 || Number(text) > 10_000_000) {
     throw new RangeError(
@@ -161,9 +208,76 @@ export const SERVE_OPTIONS = [
     flag: "address",
     arg: "PATH",
     description: "containerd's gRPC socket",
-    defaultText: DEFAULT_CONTAINERD_ADDRESS,
+    defaultText: `the first existing of ${
+      CONTAINERD_SOCKET_CANDIDATES.join(", ")
+    } (containerd, k3s/RKE2, microk8s, Docker); none: ${DEFAULT_CONTAINERD_ADDRESS}, waited for`,
     default: () => DEFAULT_CONTAINERD_ADDRESS,
     parse: containerdAddress,
+  }),
+  def({
+    key: "containerdState",
+    flag: "containerd-state",
+    arg: "DIR",
+    description:
+      "containerd's state directory (its `state` setting), where the agent finds each sandbox's shim",
+    defaultText: `that of the containerd at --address when it is a known layout (${
+      CONTAINERD_LAYOUTS.map((l) => l.state).join(", ")
+    }), else ${DEFAULT_CONTAINERD_STATE}`,
+    default: () => DEFAULT_CONTAINERD_STATE,
+    parse: absolutePath,
+  }),
+  def({
+    key: "shimWait",
+    flag: "shim-wait",
+    arg: "on|off",
+    description:
+      "wait on each running sandbox's shim for its exit: the true status and time also when containerd is down as the sandbox dies",
+    defaultText: "on",
+    default: () => "on" as const,
+    parse: oneOf(["on", "off"] as const),
+  }),
+  def({
+    key: "sandboxer",
+    flag: "sandboxer",
+    arg: "NAME",
+    description:
+      'be containerd\'s sandbox controller for this sandboxer name (containerd 2.x: [proxy_plugins.NAME] type = "sandbox", a runtime handler with sandboxer = "NAME"): run, stop and remove those pods\' sandboxes',
+    defaultText: "off (observe only)",
+    default: () => undefined,
+    parse: sandboxerName,
+  }),
+  def({
+    key: "pauseImage",
+    flag: "pause-image",
+    arg: "REF",
+    description:
+      "image of the sandboxes the agent runs with --sandboxer: the same reference as containerd's pinned_images.sandbox (the CRI pulls it before Start)",
+    defaultText: DEFAULT_PAUSE_IMAGE,
+    default: () => DEFAULT_PAUSE_IMAGE,
+    parse: nonEmptyValue("image reference"),
+  }),
+  def({
+    key: "containerdRoot",
+    flag: "containerd-root",
+    arg: "DIR",
+    description:
+      "containerd's root directory (its `root` setting): with --sandboxer, the CRI's sandbox files go under it",
+    defaultText: `that of the containerd at --address when it is a known layout (${
+      CONTAINERD_LAYOUTS.map((l) => l.root).join(", ")
+    }), else ${DEFAULT_CONTAINERD_ROOT}`,
+    default: () => DEFAULT_CONTAINERD_ROOT,
+    parse: absolutePath,
+  }),
+  def({
+    key: "restrictOomScoreAdj",
+    flag: "restrict-oom-score-adj",
+    arg: "",
+    boolean: true,
+    description:
+      "with --sandboxer, never give a sandbox an OOM score below the agent's own (as containerd's CRI restrict_oom_score_adj; for agents without CAP_SYS_RESOURCE)",
+    defaultText: "off",
+    default: () => false,
+    parse: () => true,
   }),
   def({
     key: "namespace",
@@ -288,7 +402,7 @@ export const SERVE_OPTIONS = [
     flag: "metrics-address",
     arg: "HOST:PORT|unix:PATH",
     description:
-      "serve Prometheus metrics on GET /metrics at this address (loopback or a unix socket under /run/podsandboxd, as the permission set allows)",
+      "serve Prometheus metrics on GET /metrics at this address (HOST:PORT or unix:PATH)",
     defaultText: "off",
     default: () => undefined,
     // An empty value keeps the endpoint off.
@@ -360,7 +474,7 @@ const BOOLEAN_TEXT: Record<string, boolean> = { true: true, "1": true, false: fa
 /** One option's value from one layer, or undefined when the layer does not set it. */
 function fromLayer(
   option: OptionDef,
-  source: Exclude<ValueSource, "default">,
+  source: Exclude<ValueSource, "default" | "detected">,
   layers: ConfigLayers,
 ): unknown {
   const parseAll = (texts: string[], where: string): unknown => {
@@ -463,6 +577,12 @@ export function resolveServeConfig(layers: ConfigLayers): ResolvedServeConfig {
 
 /** Refuses combinations that are valid alone but wrong together. */
 function checkConsistency(config: ServeConfig): void {
+  if (config.sandboxer !== undefined && config.namespace !== DEFAULT_NAMESPACE) {
+    throw new RangeError(
+      `--sandboxer: containerd's CRI runs pods in namespace ${DEFAULT_NAMESPACE}, but ` +
+        `--namespace is ${config.namespace}; a sandbox controller follows ${DEFAULT_NAMESPACE}`,
+    );
+  }
   const criSelected = config.filters.some((f) => f.includes("io.cri-containerd.kind"));
   if (config.reap === "always" && criSelected && !config.reapCriSandboxes) {
     throw new RangeError(

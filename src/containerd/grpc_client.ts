@@ -9,25 +9,38 @@ import { Buffer } from "node:buffer";
 import * as grpc from "@grpc/grpc-js";
 import { ContainersService } from "../gen/containerd/services/containers/v1/containers.ts";
 import type { Container } from "../gen/containerd/services/containers/v1/containers.ts";
+import { ContentService } from "../gen/containerd/services/content/v1/content.ts";
 import { EventsService } from "../gen/containerd/services/events/v1/events.ts";
+import { ImagesService } from "../gen/containerd/services/images/v1/images.ts";
+import { LeasesService } from "../gen/containerd/services/leases/v1/leases.ts";
 import { StoreService } from "../gen/containerd/services/sandbox/v1/sandbox.ts";
+import { SnapshotsService } from "../gen/containerd/services/snapshots/v1/snapshots.ts";
 import { TasksService } from "../gen/containerd/services/tasks/v1/tasks.ts";
 import { VersionService } from "../gen/containerd/services/version/v1/version.ts";
-import { type Process, Status } from "../gen/containerd/types/task.ts";
+import type { Descriptor as ProtoDescriptor } from "../gen/containerd/types/descriptor.ts";
+import type { Mount as ProtoMount } from "../gen/containerd/types/mount.ts";
+import type { Process } from "../gen/containerd/types/task.ts";
 import { grpcTarget, serverStreamCall, unaryCall } from "../grpc/call.ts";
 import { formatTimestamp } from "../time.ts";
 import { logger } from "../log.ts";
 import { decodeEnvelope } from "./events.ts";
 import { type SandboxStoreCalls, SandboxStoreProbe } from "./sandbox_store.ts";
+import { taskStatusName } from "./task_status.ts";
 import type {
   AnyPayload,
   CallOptions,
   ContainerdClient,
   ContainerdEvent,
   ContainerInfo,
+  ContainerRecord,
   DeletedTask,
+  Descriptor,
+  ImageRecord,
+  Mount,
+  NewContainer,
+  ResourceCallOptions,
+  SandboxRuntimeClient,
   TaskInfo,
-  TaskStatus,
 } from "./types.ts";
 
 const log = logger("containerd");
@@ -55,21 +68,12 @@ const CHANNEL_OPTIONS: grpc.ChannelOptions = {
   "grpc.max_receive_message_length": 16 * 1024 * 1024,
 };
 
-const STATUS_NAMES: Record<number, TaskStatus> = {
-  [Status.UNKNOWN]: "unknown",
-  [Status.CREATED]: "created",
-  [Status.RUNNING]: "running",
-  [Status.STOPPED]: "stopped",
-  [Status.PAUSED]: "paused",
-  [Status.PAUSING]: "pausing",
-};
-
 function taskInfo(p: Process): TaskInfo {
   return {
     // tasks.List leaves container_id empty and puts the container's id in id.
     containerId: p.containerId || p.id,
     pid: p.pid,
-    status: STATUS_NAMES[p.status] ?? "unknown",
+    status: taskStatusName(p.status),
     exitStatus: p.exitStatus,
     exitedAt: formatTimestamp(p.exitedAt),
   };
@@ -90,6 +94,34 @@ function specAnnotations(spec: Container["spec"]): Record<string, string> {
   }
 }
 
+/** containerd's type URL of an OCI runtime spec in a container record. */
+const SPEC_TYPE_URL = "types.containerd.io/opencontainers/runtime-spec/1/Spec";
+
+function mountOf(m: ProtoMount): Mount {
+  return { type: m.type, source: m.source, target: m.target, options: m.options };
+}
+
+function descriptorOf(d: ProtoDescriptor | undefined): Descriptor {
+  return {
+    mediaType: d?.mediaType ?? "",
+    digest: d?.digest ?? "",
+    size: d?.size ?? 0,
+    annotations: d?.annotations ?? {},
+  };
+}
+
+function containerRecord(c: Container): ContainerRecord {
+  return {
+    id: c.id,
+    labels: c.labels,
+    image: c.image,
+    runtimeName: c.runtime?.name ?? "",
+    snapshotter: c.snapshotter,
+    snapshotKey: c.snapshotKey,
+    createdAt: formatTimestamp(c.createdAt),
+  };
+}
+
 function containerInfo(c: Container): ContainerInfo {
   return {
     id: c.id,
@@ -100,7 +132,7 @@ function containerInfo(c: Container): ContainerInfo {
   };
 }
 
-export class GrpcContainerdClient implements ContainerdClient {
+export class GrpcContainerdClient implements ContainerdClient, SandboxRuntimeClient {
   readonly address: string;
   readonly #client: grpc.Client;
   readonly #timeoutMs: number;
@@ -118,11 +150,19 @@ export class GrpcContainerdClient implements ContainerdClient {
     );
   }
 
-  #options(what: string, namespace: string | undefined, options: CallOptions | undefined) {
+  #options(
+    what: string,
+    namespace: string | undefined,
+    options: ResourceCallOptions | undefined,
+  ) {
     this.#onCall?.(what.split(" ")[0]);
+    const metadata: Record<string, string> = {};
+    if (namespace !== undefined) metadata["containerd-namespace"] = namespace;
+    // Resources made under a lease stay until the lease goes (containerd's GC).
+    if (options?.lease) metadata["containerd-lease"] = options.lease;
     return {
       what: `containerd ${what}`,
-      metadata: namespace === undefined ? undefined : { "containerd-namespace": namespace },
+      metadata: Object.keys(metadata).length ? metadata : undefined,
       // A call that waits for containerd to come back is bounded by its signal instead.
       timeoutMs: options?.waitForReady ? undefined : this.#timeoutMs,
       signal: options?.signal,
@@ -268,6 +308,270 @@ export class GrpcContainerdClient implements ContainerdClient {
       this.#options("version.Version", undefined, options),
     );
     return { version: res.version, revision: res.revision };
+  }
+
+  async getImage(namespace: string, name: string, options?: CallOptions): Promise<ImageRecord> {
+    const res = await unaryCall(
+      this.#client,
+      ImagesService.get,
+      { name },
+      this.#options(`images.Get ${namespace}/${name}`, namespace, options),
+    );
+    if (!res.image) throw new TypeError(`containerd images.Get ${name}: empty response`);
+    return {
+      name: res.image.name,
+      labels: res.image.labels,
+      target: descriptorOf(res.image.target),
+    };
+  }
+
+  async contentInfo(
+    namespace: string,
+    digest: string,
+    options?: CallOptions,
+  ): Promise<{ digest: string; size: number; labels: Record<string, string> }> {
+    const res = await unaryCall(
+      this.#client,
+      ContentService.info,
+      { digest },
+      this.#options(`content.Info ${namespace}/${digest}`, namespace, options),
+    );
+    return {
+      digest: res.info?.digest ?? digest,
+      size: res.info?.size ?? 0,
+      labels: res.info?.labels ?? {},
+    };
+  }
+
+  async readContent(
+    namespace: string,
+    digest: string,
+    options: CallOptions & { maxBytes: number },
+  ): Promise<Uint8Array> {
+    const what = `content.Read ${namespace}/${digest}`;
+    const { size } = await this.contentInfo(namespace, digest, options);
+    if (size > options.maxBytes) {
+      throw new RangeError(
+        `containerd ${what}: blob is ${size} bytes, more than the ${options.maxBytes} accepted`,
+      );
+    }
+    const out = new Uint8Array(size);
+    let filled = 0;
+    const stream = serverStreamCall(
+      this.#client,
+      ContentService.read,
+      { digest, offset: 0, size },
+      this.#options(what, namespace, options),
+    );
+    for await (const chunk of stream) {
+      // The blob cannot change (content-addressed), so chunks past its size are an error.
+      if (chunk.offset !== filled || filled + chunk.data.length > size) {
+        throw new RangeError(
+          `containerd ${what}: chunk at offset ${chunk.offset} (+${chunk.data.length}) does not fit a ${size}-byte blob read to ${filled}`,
+        );
+      }
+      out.set(chunk.data, filled);
+      filled += chunk.data.length;
+    }
+    if (filled !== size) {
+      throw new RangeError(`containerd ${what}: read ${filled} of ${size} bytes`);
+    }
+    return out;
+  }
+
+  async createLease(
+    namespace: string,
+    id: string,
+    labels: Record<string, string>,
+    options?: CallOptions,
+  ): Promise<void> {
+    this.#mutating(`leases.Create ${namespace}/${id}`);
+    await unaryCall(
+      this.#client,
+      LeasesService.create,
+      { id, labels },
+      this.#options(`leases.Create ${namespace}/${id}`, namespace, options),
+    );
+  }
+
+  async deleteLease(
+    namespace: string,
+    id: string,
+    options?: CallOptions & { sync?: boolean },
+  ): Promise<void> {
+    this.#mutating(`leases.Delete ${namespace}/${id}`);
+    await unaryCall(
+      this.#client,
+      LeasesService.delete,
+      { id, sync: options?.sync ?? false },
+      this.#options(`leases.Delete ${namespace}/${id}`, namespace, options),
+    );
+  }
+
+  async prepareSnapshot(
+    namespace: string,
+    snapshotter: string,
+    key: string,
+    parent: string,
+    labels: Record<string, string>,
+    options?: ResourceCallOptions,
+  ): Promise<Mount[]> {
+    const what = `snapshots.Prepare ${namespace}/${snapshotter}/${key}`;
+    this.#mutating(what);
+    const res = await unaryCall(
+      this.#client,
+      SnapshotsService.prepare,
+      { snapshotter, key, parent, labels },
+      this.#options(what, namespace, options),
+    );
+    return res.mounts.map(mountOf);
+  }
+
+  async snapshotMounts(
+    namespace: string,
+    snapshotter: string,
+    key: string,
+    options?: CallOptions,
+  ): Promise<Mount[]> {
+    const res = await unaryCall(
+      this.#client,
+      SnapshotsService.mounts,
+      { snapshotter, key },
+      this.#options(`snapshots.Mounts ${namespace}/${snapshotter}/${key}`, namespace, options),
+    );
+    return res.mounts.map(mountOf);
+  }
+
+  async removeSnapshot(
+    namespace: string,
+    snapshotter: string,
+    key: string,
+    options?: CallOptions,
+  ): Promise<void> {
+    const what = `snapshots.Remove ${namespace}/${snapshotter}/${key}`;
+    this.#mutating(what);
+    await unaryCall(
+      this.#client,
+      SnapshotsService.remove,
+      { snapshotter, key },
+      this.#options(what, namespace, options),
+    );
+  }
+
+  async createContainer(
+    namespace: string,
+    container: NewContainer,
+    options?: ResourceCallOptions,
+  ): Promise<ContainerRecord> {
+    const what = `containers.Create ${namespace}/${container.id}`;
+    this.#mutating(what);
+    const options_ = container.runtime.options;
+    const res = await unaryCall(
+      this.#client,
+      ContainersService.create,
+      {
+        container: {
+          id: container.id,
+          labels: container.labels,
+          image: container.image,
+          runtime: {
+            name: container.runtime.name,
+            options: options_
+              ? { typeUrl: options_.typeUrl, value: Buffer.from(options_.value) }
+              : undefined,
+          },
+          spec: {
+            typeUrl: SPEC_TYPE_URL,
+            value: Buffer.from(JSON.stringify(container.spec)),
+          },
+          snapshotter: container.snapshotter,
+          snapshotKey: container.snapshotKey,
+          createdAt: undefined,
+          updatedAt: undefined,
+          extensions: {},
+        },
+      },
+      this.#options(what, namespace, options),
+    );
+    if (!res.container) throw new TypeError(`containerd ${what}: empty response`);
+    return containerRecord(res.container);
+  }
+
+  async getContainer(
+    namespace: string,
+    id: string,
+    options?: CallOptions,
+  ): Promise<ContainerRecord> {
+    const res = await unaryCall(
+      this.#client,
+      ContainersService.get,
+      { id },
+      this.#options(`containers.Get ${namespace}/${id}`, namespace, options),
+    );
+    if (!res.container) throw new TypeError(`containerd containers.Get ${id}: empty response`);
+    return containerRecord(res.container);
+  }
+
+  async deleteContainer(namespace: string, id: string, options?: CallOptions): Promise<void> {
+    const what = `containers.Delete ${namespace}/${id}`;
+    this.#mutating(what);
+    await unaryCall(
+      this.#client,
+      ContainersService.delete,
+      { id },
+      this.#options(what, namespace, options),
+    );
+  }
+
+  async createTask(
+    namespace: string,
+    containerId: string,
+    rootfs: Mount[],
+    options?: ResourceCallOptions,
+  ): Promise<{ pid: number }> {
+    const what = `tasks.Create ${namespace}/${containerId}`;
+    this.#mutating(what);
+    const res = await unaryCall(
+      this.#client,
+      TasksService.create,
+      { containerId, rootfs, stdin: "", stdout: "", stderr: "", terminal: false },
+      this.#options(what, namespace, options),
+    );
+    return { pid: res.pid };
+  }
+
+  async startTask(
+    namespace: string,
+    containerId: string,
+    options?: CallOptions,
+  ): Promise<{ pid: number }> {
+    const what = `tasks.Start ${namespace}/${containerId}`;
+    this.#mutating(what);
+    const res = await unaryCall(
+      this.#client,
+      TasksService.start,
+      { containerId, execId: "" },
+      this.#options(what, namespace, options),
+    );
+    return { pid: res.pid };
+  }
+
+  async waitTask(
+    namespace: string,
+    containerId: string,
+    options?: CallOptions,
+  ): Promise<{ exitStatus: number; exitedAt?: string }> {
+    const res = await unaryCall(
+      this.#client,
+      TasksService.wait,
+      { containerId, execId: "" },
+      // Blocks until the exit: bounded by the caller's signal, not a deadline.
+      {
+        ...this.#options(`tasks.Wait ${namespace}/${containerId}`, namespace, options),
+        timeoutMs: undefined,
+      },
+    );
+    return { exitStatus: res.exitStatus, exitedAt: formatTimestamp(res.exitedAt) };
   }
 
   close(): void {

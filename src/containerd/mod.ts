@@ -1,16 +1,25 @@
 /**
  * The containerd client layer: the `ContainerdClient` interface the controller depends
- * on, its gRPC implementation, and event decoding.
+ * on, `SandboxRuntimeClient` (what running a pod sandbox needs), their gRPC
+ * implementation, and event decoding.
  *
  * @module
  */
 export type {
   AnyPayload,
+  AnyValue,
   CallOptions,
   ContainerdClient,
   ContainerdEvent,
   ContainerInfo,
+  ContainerRecord,
   DeletedTask,
+  Descriptor,
+  ImageRecord,
+  Mount,
+  NewContainer,
+  ResourceCallOptions,
+  SandboxRuntimeClient,
   TaskInfo,
   TaskStatus,
 } from "./types.ts";

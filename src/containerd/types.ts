@@ -127,3 +127,152 @@ export interface ContainerdClient {
   version(options?: CallOptions): Promise<{ version: string; revision: string }>;
   close(): void;
 }
+
+/** Calls that make resources: `lease` (a containerd lease id) keeps them from GC until it goes. */
+export interface ResourceCallOptions extends CallOptions {
+  lease?: string;
+}
+
+/** A filesystem mount as a snapshotter returns it (and a task takes it as its rootfs). */
+export interface Mount {
+  type: string;
+  source: string;
+  /** Relative target inside the rootfs; "" for a snapshot's root. */
+  target: string;
+  options: string[];
+}
+
+/** An OCI content descriptor. */
+export interface Descriptor {
+  mediaType: string;
+  /** "sha256:<hex>" */
+  digest: string;
+  size: number;
+  annotations: Record<string, string>;
+}
+
+/** An image record: a name and the manifest (or index) it points at. */
+export interface ImageRecord {
+  name: string;
+  labels: Record<string, string>;
+  target: Descriptor;
+}
+
+/** An opaque protobuf Any passed through to containerd (e.g. runc's options). */
+export interface AnyValue {
+  typeUrl: string;
+  value: Uint8Array;
+}
+
+/** What a container is created with. */
+export interface NewContainer {
+  id: string;
+  labels: Record<string, string>;
+  /** The image name, for the record. */
+  image: string;
+  runtime: { name: string; options?: AnyValue };
+  /** The OCI runtime spec, serialised to JSON by the client. */
+  spec: unknown;
+  snapshotter: string;
+  snapshotKey: string;
+}
+
+/** A container record with the fields a sandbox's cleanup reads. */
+export interface ContainerRecord {
+  id: string;
+  labels: Record<string, string>;
+  image: string;
+  runtimeName: string;
+  snapshotter: string;
+  snapshotKey: string;
+  /** RFC 3339. */
+  createdAt?: string;
+}
+
+/**
+ * The containerd operations that run and remove a pod sandbox (images, content,
+ * snapshots, leases, containers, tasks). Apart from ContainerdClient so the observer's
+ * fakes need not implement them. Failures reject with src/errors.ts classes.
+ */
+export interface SandboxRuntimeClient
+  extends Pick<ContainerdClient, "getTask" | "killTask" | "deleteTask"> {
+  /** Rejects with NotFoundError when no image has that name. */
+  getImage(namespace: string, name: string, options?: CallOptions): Promise<ImageRecord>;
+  /** Size and labels of a blob; NotFoundError when the store lacks it. */
+  contentInfo(
+    namespace: string,
+    digest: string,
+    options?: CallOptions,
+  ): Promise<{ digest: string; size: number; labels: Record<string, string> }>;
+  /** Reads a whole blob; RangeError (before reading) when it is larger than `maxBytes`. */
+  readContent(
+    namespace: string,
+    digest: string,
+    options: CallOptions & { maxBytes: number },
+  ): Promise<Uint8Array>;
+  /** Creates a lease; `labels` e.g. {"containerd.io/gc.expire": RFC 3339}. */
+  createLease(
+    namespace: string,
+    id: string,
+    labels: Record<string, string>,
+    options?: CallOptions,
+  ): Promise<void>;
+  /**
+   * NotFoundError for an unknown lease. `sync`: containerd collects what only the lease
+   * held before it answers.
+   */
+  deleteLease(
+    namespace: string,
+    id: string,
+    options?: CallOptions & { sync?: boolean },
+  ): Promise<void>;
+  /** NotFoundError when `parent` is missing; AlreadyExists (RemoteError) for a taken key. */
+  prepareSnapshot(
+    namespace: string,
+    snapshotter: string,
+    key: string,
+    parent: string,
+    labels: Record<string, string>,
+    options?: ResourceCallOptions,
+  ): Promise<Mount[]>;
+  snapshotMounts(
+    namespace: string,
+    snapshotter: string,
+    key: string,
+    options?: CallOptions,
+  ): Promise<Mount[]>;
+  /** NotFoundError when there is no such snapshot. */
+  removeSnapshot(
+    namespace: string,
+    snapshotter: string,
+    key: string,
+    options?: CallOptions,
+  ): Promise<void>;
+  createContainer(
+    namespace: string,
+    container: NewContainer,
+    options?: ResourceCallOptions,
+  ): Promise<ContainerRecord>;
+  /** NotFoundError for an unknown container. */
+  getContainer(namespace: string, id: string, options?: CallOptions): Promise<ContainerRecord>;
+  /** NotFoundError for an unknown container. Its snapshot stays. */
+  deleteContainer(namespace: string, id: string, options?: CallOptions): Promise<void>;
+  /** Creates the container's init process with no IO on `rootfs`; resolves with its pid. */
+  createTask(
+    namespace: string,
+    containerId: string,
+    rootfs: Mount[],
+    options?: ResourceCallOptions,
+  ): Promise<{ pid: number }>;
+  startTask(
+    namespace: string,
+    containerId: string,
+    options?: CallOptions,
+  ): Promise<{ pid: number }>;
+  /** Blocks (no deadline; end it with `signal`) until the task exits. */
+  waitTask(
+    namespace: string,
+    containerId: string,
+    options?: CallOptions,
+  ): Promise<{ exitStatus: number; exitedAt?: string }>;
+}

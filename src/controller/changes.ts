@@ -10,7 +10,10 @@ import type { SandboxRecord } from "../store/types.ts";
 
 export interface Change {
   record: SandboxRecord;
-  /** The record expired (retention) and is gone from the store. */
+  /**
+   * The record is gone from the store: it expired (retention), or a newer container with
+   * the same id replaced it (the new record is the next change).
+   */
   removed?: boolean;
 }
 

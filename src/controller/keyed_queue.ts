@@ -25,6 +25,11 @@ export class KeyedQueue {
     return this.#tails.size;
   }
 
+  /** The keys with queued or running jobs. */
+  keys(): string[] {
+    return [...this.#tails.keys()];
+  }
+
   /** Resolves once every job queued so far has settled. */
   async drain(): Promise<void> {
     while (this.#tails.size > 0) await Promise.all(this.#tails.values());

@@ -12,7 +12,7 @@ import type {
   ContainerInfo,
   TaskInfo,
 } from "../containerd/types.ts";
-import { FailedPreconditionError, NotFoundError } from "../errors.ts";
+import { FailedPreconditionError, NotFoundError, UnavailableError } from "../errors.ts";
 import { validateIdentifier } from "../ids.ts";
 import { logger } from "../log.ts";
 import type {
@@ -24,7 +24,7 @@ import type {
   SandboxStore,
 } from "../store/types.ts";
 import { UNKNOWN_EXIT_STATUS } from "../store/types.ts";
-import { instantFromDate, instantToMillis } from "../time.ts";
+import { instantFromDate } from "../time.ts";
 import { Backoff, type BackoffOptions, delay } from "./backoff.ts";
 import { describeContainer } from "./describe.ts";
 import { KeyedQueue } from "./keyed_queue.ts";
@@ -67,13 +67,21 @@ export interface ControllerObserver {
 /** Why an event from containerd was skipped. */
 export type SkipReason = "unknown-type" | "malformed" | "bad-id";
 
+/** Where the tracker starts and ends the waits on sandboxes' shims (see shim_watch.ts). */
+export interface ShimWatches {
+  watch(id: string): void;
+  unwatch(id: string): void;
+  isWatched(id: string): boolean;
+}
+
 export interface TrackerOptions {
   observer?: ControllerObserver;
+  /** Waits on shims for the exits of running sandboxes; off when absent. */
+  shims?: ShimWatches;
   namespace: string;
   filters: string[];
   reap: ReapPolicy;
   retryBackoff: BackoffOptions;
-  taskGraceMs: number;
   now: () => Date;
 }
 
@@ -102,10 +110,15 @@ export class SandboxTracker {
   /** Container id → sequence number of the last event dispatched for it. */
   readonly #lastEvent = new Map<string, number>();
   #seq = 0;
-  #failing = 0;
+  /** Container id → the last error of its job, while that job waits to be retried. */
+  readonly #backingOff = new Map<string, string>();
   readonly #skipsLogged = new Set<SkipReason>();
   /** Aborted by close(): ends retries. */
   readonly #stopping = new AbortController();
+  /** Aborted (and replaced) by retryNow(): wakes every job waiting to be retried. */
+  #wake = new AbortController();
+  /** Ids of the sandboxes this agent owns (see own). */
+  readonly #owned = new Set<string>();
 
   constructor(
     client: ContainerdClient,
@@ -125,7 +138,17 @@ export class SandboxTracker {
 
   /** Jobs that failed and wait for their next attempt. */
   get retrying(): number {
-    return this.#failing;
+    return this.#backingOff.size;
+  }
+
+  /** Sandboxes with jobs queued or running. */
+  busyIds(): string[] {
+    return this.#queue.keys();
+  }
+
+  /** Events dispatched so far (a counter: equal values mean none arrived in between). */
+  get dispatched(): number {
+    return this.#seq;
   }
 
   /** Resolves when every job queued so far has settled. */
@@ -133,7 +156,35 @@ export class SandboxTracker {
     return this.#queue.drain();
   }
 
-  /** Ends retries; queued jobs fail fast. */
+  /**
+   * Retries every failed job now instead of at the end of its backoff: containerd is
+   * reachable again, and a job waiting minutes would hold its sandbox's later work.
+   */
+  retryNow(): void {
+    const wake = this.#wake;
+    this.#wake = new AbortController();
+    wake.abort();
+  }
+
+  /**
+   * Marks a sandbox as owned by this agent (its sandbox controller): its exits are
+   * handled like the reference controller's — task deleted with kill, then recorded —
+   * whatever the reap policy.
+   */
+  own(id: string): void {
+    this.#owned.add(id);
+  }
+
+  disown(id: string): void {
+    this.#owned.delete(id);
+  }
+
+  /** Whether the agent deletes this sandbox's task on exit. */
+  #reaps(id: string): boolean {
+    return this.#options.reap === "always" || this.#owned.has(id);
+  }
+
+  /** Ends retries; queued jobs still run once, failures are not retried. */
   close(reason: unknown): void {
     this.#stopping.abort(reason);
   }
@@ -185,7 +236,7 @@ export class SandboxTracker {
       case "task-start": {
         const kind = await this.#classify(id);
         if (!kind.sandbox) return;
-        await this.#store.markRunning(key, event.pid, kind.info && describeContainer(kind.info));
+        await this.#running(key, event.pid, kind.info && describeContainer(kind.info));
         return;
       }
       case "task-exit": {
@@ -195,7 +246,7 @@ export class SandboxTracker {
           event.exitStatus,
           event.exitedAt,
           "event",
-          "the TaskExit event carried no usable exit time",
+          "containerd's TaskExit carried no usable exit time; exitedAt is when the agent received it",
         );
         await this.#exit(key, exit, kind.info && describeContainer(kind.info), received);
         return;
@@ -207,7 +258,7 @@ export class SandboxTracker {
         const kind = await this.#classify(id);
         if (!kind.sandbox) return;
         const exit = this.#exitOf(event.exitStatus, event.exitedAt, "event", "");
-        await this.#commitExit(key, exit, undefined, received);
+        await this.#commitExit(key, exit, kind.info && describeContainer(kind.info), received);
         return;
       }
       case "container-delete": {
@@ -219,17 +270,123 @@ export class SandboxTracker {
     }
   }
 
-  /** Whether a container is a sandbox (cached); asks containerd with the sandbox filter. */
+  /**
+   * Whether a container is a sandbox (cached); asks containerd with the sandbox filter.
+   * A container already gone (event lag) has no labels left to tell: a record of it is
+   * the proof it was a sandbox. Without a record, it cannot be known and is not one.
+   */
   async #classify(id: string): Promise<Classification> {
     const known = this.#kinds.get(id);
     if (known !== undefined) return known ? { sandbox: true } : { sandbox: false };
+    const idFilter = `id==${quoteFilterValue(id)}`;
     const found = await this.#client.listContainers(
       this.namespace,
-      andFilter(`id==${quoteFilterValue(id)}`, this.#options.filters),
+      andFilter(idFilter, this.#options.filters),
     );
     const info = found.find((c) => c.id === id);
-    this.#kinds.set(id, info !== undefined);
-    return info ? { sandbox: true, info } : { sandbox: false };
+    if (info) {
+      this.#kinds.set(id, true);
+      return { sandbox: true, info };
+    }
+    let sandbox = false;
+    if (await this.#store.get(this.#key(id))) {
+      // Present but not selected: a container of another kind now has this id.
+      const present = await this.#client.listContainers(this.namespace, [idFilter]);
+      sandbox = !present.some((c) => c.id === id);
+    }
+    this.#kinds.set(id, sandbox);
+    return { sandbox };
+  }
+
+  /**
+   * containerd's answer about a sandbox the store has no record of (a query that came
+   * before its events were applied, or while the agent started): records what containerd
+   * shows, in order with the sandbox's events, and returns the record — null when
+   * containerd has no such sandbox. Throws UnavailableError while the sandbox's own
+   * handling is failing and waits to be retried.
+   */
+  lookup(id: string, options: { signal?: AbortSignal } = {}): Promise<SandboxRecord | null> {
+    const failing = this.#backingOff.get(id);
+    if (failing !== undefined) {
+      return Promise.reject(
+        new UnavailableError(
+          `the agent's handling of sandbox ${this.namespace}/${id} is failing and waits to be retried: ${failing}`,
+        ),
+      );
+    }
+    const key = this.#key(id);
+    return this.#queue.run(id, async () => {
+      const known = await this.#store.get(key);
+      if (known) return known;
+      const { signal } = options;
+      const found = await this.#client.listContainers(
+        this.namespace,
+        andFilter(`id==${quoteFilterValue(id)}`, this.#options.filters),
+        { signal },
+      );
+      const info = found.find((c) => c.id === id);
+      if (!info) return null;
+      this.#kinds.set(id, true);
+      const task = await this.#client.getTask(this.namespace, id, { signal }).catch((err) => {
+        if (err instanceof NotFoundError) return undefined;
+        throw err;
+      });
+      await this.#applyListed(info, task, undefined);
+      return await this.#store.get(key);
+    });
+  }
+
+  // ---- shims ------------------------------------------------------------------------
+
+  /**
+   * The shim answered a sandbox's exit: handled like a TaskExit, in order with the
+   * sandbox's events. A record is proof enough that it is a sandbox — containerd may be
+   * down (that is when the shim matters most); otherwise containerd is asked.
+   */
+  shimExit(id: string, exit: { exitStatus: number; exitedAt?: string }): void {
+    this.#lastEvent.set(id, ++this.#seq);
+    const received = performance.now();
+    const key = this.#key(id);
+    this.#enqueue(id, "exit from the shim", async () => {
+      const record = await this.#store.get(key);
+      if (record?.exit) return;
+      const description = record ? undefined : await this.#classify(id).then((kind) => {
+        if (!kind.sandbox) return null;
+        return kind.info ? describeContainer(kind.info) : undefined;
+      });
+      if (description === null) return;
+      const draft = this.#exitOf(
+        exit.exitStatus,
+        exit.exitedAt,
+        "shim",
+        "the shim gave no usable exit time; exitedAt is when the agent received it",
+      );
+      await this.#exit(key, draft, description, received);
+    });
+  }
+
+  /**
+   * Waits on the shims of the sandboxes the store has as running — also while containerd
+   * is down — and, with `unknown`, on every other task's shim found in containerd's
+   * state directory (whether those are sandboxes is settled once containerd answers).
+   */
+  async watchLive(shims: ShimWatches, unknownIds: string[] = []): Promise<number> {
+    const records = await this.#store.list({ namespace: this.namespace });
+    let watched = 0;
+    for (const r of records) {
+      if (r.state === "SANDBOX_READY" && !r.exit) {
+        shims.watch(r.id);
+        watched++;
+      }
+    }
+    const known = new Set(records.map((r) => r.id));
+    for (const id of unknownIds) {
+      if (!known.has(id)) {
+        shims.watch(id);
+        watched++;
+      }
+    }
+    return watched;
   }
 
   // ---- listings ---------------------------------------------------------------------
@@ -250,18 +407,40 @@ export class SandboxTracker {
     };
   }
 
-  /** Records what a listing proves: running tasks, STOPPED tasks' exits, new containers. */
+  /**
+   * Records what a listing proves: running tasks, STOPPED tasks' exits, new containers.
+   * A sandbox whose own job waits to be retried is left to that job: queued behind it,
+   * the listing would wait out its backoff.
+   */
   async applyListing(listing: Listing): Promise<void> {
     const live = new Set(listing.containers.map((c) => c.id));
+    // Shims watched on a guess (found in the state directory) that are not sandboxes'.
+    for (const t of listing.tasks.keys()) {
+      if (!live.has(t) && !listing.records.has(t)) this.#options.shims?.unwatch(t);
+    }
     for (const id of this.#kinds.keys()) if (!live.has(id)) this.#kinds.delete(id);
     for (const id of live) this.#kinds.set(id, true);
-    await Promise.all(listing.containers.map((c) =>
-      this.#queue.run(
-        c.id,
-        () => this.#applyListed(c, listing.tasks.get(c.id), listing.records.get(c.id)),
-      )
-    ));
+    await Promise.all(
+      listing.containers.filter((c) => this.#ready(c.id)).map((c) =>
+        this.#queue.run(
+          c.id,
+          () => this.#applyListed(c, listing.tasks.get(c.id), listing.records.get(c.id)),
+        )
+      ),
+    );
     this.#options.observer?.resynced?.();
+  }
+
+  /** False (and logged) while the sandbox's job waits to be retried. */
+  #ready(id: string): boolean {
+    const failing = this.#backingOff.get(id);
+    if (failing === undefined) return true;
+    log.debug("resync skips sandbox {namespace}/{id}: its handling waits to be retried ({error})", {
+      namespace: this.namespace,
+      id,
+      error: failing,
+    });
+    return false;
   }
 
   async #applyListed(
@@ -280,7 +459,7 @@ export class SandboxTracker {
         "containerd reported the task stopped without an exit time",
       );
       const described = { ...description, pid: task.pid };
-      if (this.#options.reap === "always") {
+      if (this.#reaps(container.id)) {
         // Reaping may need retries; it runs as its own job behind this one.
         this.#enqueue(container.id, "reap stopped task", () => this.#exit(key, exit, described));
       } else {
@@ -288,29 +467,30 @@ export class SandboxTracker {
       }
     } else if (task) {
       if (record && !record.exit && record.state === "SANDBOX_READY" && record.pid === task.pid) {
+        this.#options.shims?.watch(container.id);
         return;
       }
-      await this.#store.markRunning(key, task.pid, description);
+      await this.#running(key, task.pid, description);
     } else if (!record) {
       await this.#store.discover(key, description);
     }
   }
 
   /**
-   * Reads absence as a lost exit: sandboxes listed without a task (unless starting) and
-   * records whose container is gone. Call only once every event published before the
-   * listing has been dispatched, or a real exit still in flight would be pre-empted.
+   * Reads absence as a lost exit: sandboxes whose task is gone and records whose
+   * container is gone. Call only once every event published before the listing has been
+   * dispatched, or a real exit still in flight would be pre-empted.
    */
   async inferAbsences(listing: Listing): Promise<void> {
     const jobs: Promise<void>[] = [];
     for (const c of listing.containers) {
-      if (!listing.tasks.has(c.id) && !listing.records.get(c.id)?.exit) {
+      if (!listing.tasks.has(c.id) && !listing.records.get(c.id)?.exit && this.#ready(c.id)) {
         jobs.push(this.#queue.run(c.id, () => this.#inferMissingTask(c, listing.seq)));
       }
     }
     const live = new Set(listing.containers.map((c) => c.id));
     for (const r of listing.records.values()) {
-      if (!live.has(r.id) && (!r.exit || !r.deletedAt)) {
+      if (!live.has(r.id) && (!r.exit || !r.deletedAt) && this.#ready(r.id)) {
         jobs.push(this.#queue.run(r.id, async () => {
           if ((this.#lastEvent.get(r.id) ?? 0) > listing.seq) return; // newer news arrived
           await this.#removed(this.#key(r.id), this.#nowText());
@@ -320,22 +500,21 @@ export class SandboxTracker {
     await Promise.all(jobs);
   }
 
+  /**
+   * A sandbox listed without a task: an exit is inferred only for one that had a task
+   * (its record has a pid). One that never had one may still get it — containerd's CRI
+   * runs CNI between creating the container and its task — so while the container
+   * exists it has no exit; its removal records the lost one.
+   */
   async #inferMissingTask(container: ContainerInfo, seq: number): Promise<void> {
     if ((this.#lastEvent.get(container.id) ?? 0) > seq) return; // newer news arrived
     const key = this.#key(container.id);
     const record = await this.#store.get(key);
-    if (!record || record.exit) return;
-    const created = container.createdAt ? instantToMillis(container.createdAt) : 0;
-    const age = this.#options.now().getTime() - created;
-    if (record.state === "SANDBOX_NOTREADY" && age < this.#options.taskGraceMs) return;
+    if (!record || record.exit || !record.pid) return;
     await this.#commitExit(
       key,
-      this.#unknownExit(
-        "task-missing",
-        record.state === "SANDBOX_READY"
-          ? "the task was gone before its exit was seen"
-          : "the sandbox had no task when the agent first saw it",
-      ),
+      this.#unknownExit("task-missing", "the task was gone before its exit was seen"),
+      describeContainer(container),
     );
   }
 
@@ -364,7 +543,7 @@ export class SandboxTracker {
     description?: SandboxDescription,
     received?: number,
   ) {
-    if (this.#options.reap === "always") {
+    if (this.#reaps(key.id)) {
       const current = await this.#store.get(key);
       if (current?.exit) return;
       // Durable before acting: a restart resumes this exit where it stopped.
@@ -400,6 +579,12 @@ export class SandboxTracker {
     }
   }
 
+  /** Records the sandbox READY and, while it runs, waits on its shim for its exit. */
+  async #running(key: SandboxKey, pid: number, description?: SandboxDescription): Promise<void> {
+    const { record } = await this.#store.markRunning(key, pid, description);
+    if (record.state === "SANDBOX_READY" && !record.exit) this.#options.shims?.watch(key.id);
+  }
+
   /** Records the exit (clearing any pending one in the same commit) and wakes waiters. */
   async #commitExit(
     key: SandboxKey,
@@ -427,12 +612,14 @@ export class SandboxTracker {
         { ...key, status: exit.status, recorded: result.record.exit.status },
       );
     }
+    if (result.record.exit) this.#options.shims?.unwatch(key.id);
     // Waiters get the record as committed: no re-read for each of them.
     this.#waiters.notify(waiterKey(key), result.record);
   }
 
   /** The container is gone: record a lost exit if none was seen, keep the record. */
   async #removed(key: SandboxKey, at: string): Promise<void> {
+    this.#options.shims?.unwatch(key.id);
     const record = await this.#store.get(key);
     if (!record) return;
     if (!record.exit) {
@@ -444,22 +631,31 @@ export class SandboxTracker {
     await this.#store.markDeleted(key, at);
   }
 
-  /** An exit containerd told about; unreadable (255 now, `reason`) without a usable time. */
+  /**
+   * An exit containerd told about. Without a usable time its status still stands; the
+   * time is when the agent learned of it, marked as such (`reason` says why).
+   */
   #exitOf(
     status: number,
     exitedAt: string | undefined,
-    source: "event" | "task-status",
+    source: "event" | "task-status" | "shim",
     reason: string,
   ): ExitDraft {
-    return exitedAt
-      ? { status, exitedAt, source, statusKnown: true }
-      : this.#unknownExit("unreadable", reason);
+    return exitedAt ? { status, exitedAt, source, statusKnown: true } : {
+      status,
+      exitedAt: this.#nowText(),
+      source,
+      statusKnown: true,
+      exitedAtKnown: false,
+      reason,
+    };
   }
 
-  #unknownExit(source: "unreadable" | "task-missing", reason: string): ExitDraft {
+  #unknownExit(source: "task-missing", reason: string): ExitDraft {
     return {
       status: UNKNOWN_EXIT_STATUS,
       exitedAt: this.#nowText(),
+      exitedAtKnown: false,
       source,
       statusKnown: false,
       reason,
@@ -470,7 +666,10 @@ export class SandboxTracker {
 
   /** Queues a job for one container, retrying it with backoff until it succeeds or we stop. */
   #enqueue(id: string, what: string, job: () => Promise<void>, pending?: PendingExit): void {
-    this.#queue.run(id, () => this.#retrying(`${what} for ${this.namespace}/${id}`, job, pending))
+    this.#queue.run(
+      id,
+      () => this.#retrying(id, `${what} for ${this.namespace}/${id}`, job, pending),
+    )
       .catch((err) => {
         if (!this.#stopping.signal.aborted) {
           log.error("gave up on {what}: {error}", { what, error: errorText(err) });
@@ -478,19 +677,22 @@ export class SandboxTracker {
       });
   }
 
-  async #retrying(what: string, job: () => Promise<void>, pending?: PendingExit): Promise<void> {
+  async #retrying(
+    id: string,
+    what: string,
+    job: () => Promise<void>,
+    pending?: PendingExit,
+  ): Promise<void> {
     const backoff = new Backoff(this.#options.retryBackoff);
     // A resumed exit continues its backoff where the previous run left it.
     for (let i = 0; i < Math.min(pending?.attempts ?? 0, 32); i++) backoff.next();
-    let failing = false;
     try {
       for (;;) {
         try {
           return await job();
         } catch (err) {
           if (this.#stopping.signal.aborted) throw err;
-          if (!failing) this.#failing++;
-          failing = true;
+          this.#backingOff.set(id, errorText(err));
           const ms = backoff.next();
           log.warn("{what} failed (attempt {attempt}), retrying in {ms} ms: {error}", {
             what,
@@ -498,11 +700,16 @@ export class SandboxTracker {
             ms,
             error: errorText(err),
           });
-          await delay(ms, this.#stopping.signal);
+          try {
+            await delay(ms, AbortSignal.any([this.#stopping.signal, this.#wake.signal]));
+          } catch (woken) {
+            if (this.#stopping.signal.aborted) throw woken;
+            // retryNow(): try again at once.
+          }
         }
       }
     } finally {
-      if (failing) this.#failing--;
+      this.#backingOff.delete(id);
     }
   }
 

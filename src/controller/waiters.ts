@@ -68,6 +68,13 @@ export class ExitWaiters<T = undefined> {
     for (const entry of [...set]) entry({ value });
   }
 
+  /** Rejects every current waiter of `key` with `reason`. */
+  fail(key: string, reason: unknown): void {
+    const set = this.#byKey.get(key);
+    if (!set) return;
+    for (const entry of [...set]) entry({ error: reason });
+  }
+
   /** Rejects every current and future waiter with `reason` (shutdown). */
   close(reason: unknown): void {
     this.#closed = reason;

@@ -6,7 +6,7 @@
  * @module
  */
 import * as grpc from "@grpc/grpc-js";
-import { CancelledError, errorForCode, GrpcCode, StatusError } from "../errors.ts";
+import { abortError, errorForCode, GrpcCode, StatusError } from "../errors.ts";
 
 /** A generated method definition (unary or server-streaming). */
 export interface MethodDefinition<Req, Res> {
@@ -51,13 +51,6 @@ export function toStatusError(err: unknown, what: string): StatusError {
     `${what}: ${err instanceof Error ? err.message : String(err)}`,
     err,
   );
-}
-
-function abortError(signal: AbortSignal, what: string): StatusError {
-  const reason = signal.reason;
-  return reason instanceof StatusError
-    ? reason
-    : new CancelledError(`${what}: cancelled`, { cause: reason });
 }
 
 /** Makes a unary call; rejects with a typed error. */

@@ -39,7 +39,7 @@ export class AgentMetrics {
     const r = this.registry;
     this.exitsRecorded = r.counter(
       "podsandboxd_exits_recorded_total",
-      "Sandbox exits recorded, by how they were learned (event, task-status, unreadable, task-missing).",
+      "Sandbox exits recorded, by how they were learned (event, shim, task-status, unreadable, task-missing).",
     );
     this.exitHandling = r.histogram(
       "podsandboxd_exit_handling_seconds",
@@ -111,5 +111,15 @@ export class AgentMetrics {
     );
     r.gauge("podsandboxd_waiters", "Blocked Wait calls.", () => controller.waiterCount);
     r.gauge("podsandboxd_watchers", "Connected Watch streams.", () => controller.watcherCount);
+    r.gauge(
+      "podsandboxd_shim_waits",
+      "Sandboxes whose shim the agent waits on for their exit (--shim-wait).",
+      () => controller.shimWaitCount,
+    );
+    r.gauge(
+      "podsandboxd_shim_connections",
+      "Connections to shims open for those waits.",
+      () => controller.shimConnectionCount,
+    );
   }
 }

@@ -11,10 +11,21 @@ import {
   UnimplementedError,
 } from "../errors.ts";
 import type {
+  ControllerCreateRequest,
+  ControllerCreateResponse,
   ControllerPlatformResponse,
+  ControllerShutdownRequest,
+  ControllerShutdownResponse,
+  ControllerStartRequest,
+  ControllerStartResponse,
   ControllerStatusResponse,
+  ControllerStopRequest,
+  ControllerStopResponse,
   ControllerWaitResponse,
 } from "../gen/containerd/services/sandbox/v1/sandbox.ts";
+import type { Any } from "../gen/google/protobuf/any.ts";
+import type { CreateRequest } from "../controller/controller.ts";
+import type { OpaqueAny } from "../store/owned.ts";
 import {
   type AgentStatus,
   ExitSource as WireExitSource,
@@ -114,9 +125,22 @@ export function sandboxControllerHandlers(service: SandboxService) {
   const unimplemented = (rpc: string) =>
     unary<unknown, never>(`Controller/${rpc}`, () => {
       throw new UnimplementedError(
-        `containerd.services.sandbox.v1.Controller/${rpc} is not implemented by podsandboxd: ` +
-          "it observes sandboxes and never creates, starts, stops or updates them",
+        `containerd.services.sandbox.v1.Controller/${rpc} is not implemented by podsandboxd`,
       );
+    });
+  /** Runs a lifecycle call with the call's cancellation as its signal. */
+  const lifecycle = <Req extends { sandboxId: string; sandboxer: string }, Res>(
+    rpc: string,
+    run: (req: Req, key: SandboxKey, signal: AbortSignal) => Promise<Res>,
+  ) =>
+    unary<Req, Res>(`Controller/${rpc}`, async (call) => {
+      const key = sandboxKey(call, service, call.request.sandboxId);
+      const { signal, done } = callSignal(call, `${rpc} of sandbox ${key.id}`);
+      try {
+        return await run(call.request, key, signal);
+      } finally {
+        done();
+      }
     });
   return {
     platform: unary<{ sandboxId: string }, ControllerPlatformResponse>(
@@ -165,13 +189,70 @@ export function sandboxControllerHandlers(service: SandboxService) {
         };
       },
     ),
-    create: unimplemented("Create"),
-    start: unimplemented("Start"),
-    stop: unimplemented("Stop"),
-    shutdown: unimplemented("Shutdown"),
+    create: lifecycle<ControllerCreateRequest, ControllerCreateResponse>(
+      "Create",
+      async (req, key) => {
+        await service.createSandbox(req.sandboxer, createRequest(req, key));
+        return { sandboxId: key.id };
+      },
+    ),
+    start: lifecycle<ControllerStartRequest, ControllerStartResponse>(
+      "Start",
+      async (req, key, signal) => {
+        const started = await service.startSandbox(req.sandboxer, key, { signal });
+        return {
+          sandboxId: key.id,
+          pid: started.pid,
+          createdAt: toTimestamp(started.createdAt),
+          labels: started.labels,
+          // containerd then finds the pause task's shim itself (container id = sandbox id).
+          address: "",
+          version: 0,
+        };
+      },
+    ),
+    stop: lifecycle<ControllerStopRequest, ControllerStopResponse>(
+      "Stop",
+      async (req, key, signal) => {
+        await service.stopSandbox(req.sandboxer, key, { timeoutSecs: req.timeoutSecs, signal });
+        return {};
+      },
+    ),
+    shutdown: lifecycle<ControllerShutdownRequest, ControllerShutdownResponse>(
+      "Shutdown",
+      async (req, key, signal) => {
+        await service.shutdownSandbox(req.sandboxer, key, { signal });
+        return {};
+      },
+    ),
+    // containerd's CRI never calls these for a sandbox controller.
     metrics: unimplemented("Metrics"),
     update: unimplemented("Update"),
   };
+}
+
+/** A Create on the wire, as the controller keeps it. */
+function createRequest(req: ControllerCreateRequest, key: SandboxKey): CreateRequest {
+  const runtime = req.sandbox?.runtime;
+  const extensions: Record<string, OpaqueAny> = {};
+  for (const [name, any] of Object.entries(req.sandbox?.extensions ?? {})) {
+    extensions[name] = opaque(any)!;
+  }
+  return {
+    namespace: key.namespace,
+    id: key.id,
+    sandboxer: req.sandboxer,
+    options: opaque(req.options),
+    netnsPath: req.netnsPath,
+    annotations: req.annotations,
+    runtime: { name: runtime?.name ?? "", options: opaque(runtime?.options) },
+    labels: req.sandbox?.labels ?? {},
+    extensions,
+  };
+}
+
+function opaque(any: Any | undefined): OpaqueAny | undefined {
+  return any ? { typeUrl: any.typeUrl, value: any.value } : undefined;
 }
 
 function verboseInfo(record: SandboxRecord): Record<string, string> {
@@ -179,6 +260,7 @@ function verboseInfo(record: SandboxRecord): Record<string, string> {
   if (record.exit) {
     info.exitStatus = String(record.exit.status);
     info.exitStatusKnown = String(record.exit.statusKnown);
+    info.exitTimeKnown = String(record.exit.exitedAtKnown !== false);
     info.exitSource = record.exit.source;
     if (record.exit.reason) info.exitReason = record.exit.reason;
   }
@@ -199,6 +281,7 @@ const WIRE_SOURCES: Record<ExitSource, WireExitSource> = {
   "task-status": WireExitSource.EXIT_SOURCE_TASK_STATUS,
   "unreadable": WireExitSource.EXIT_SOURCE_UNREADABLE,
   "task-missing": WireExitSource.EXIT_SOURCE_TASK_MISSING,
+  "shim": WireExitSource.EXIT_SOURCE_SHIM,
 };
 
 /** A record on the wire (podsandboxd.v1.Sandbox). */
@@ -212,6 +295,7 @@ export function toWireSandbox(record: SandboxRecord): Sandbox {
     exitedAt: toTimestamp(record.exit?.exitedAt),
     exitStatus: record.exit?.status,
     exitStatusKnown: record.exit?.statusKnown ?? false,
+    exitTimeKnown: record.exit !== undefined && record.exit.exitedAtKnown !== false,
     exitSource: record.exit
       ? WIRE_SOURCES[record.exit.source]
       : WireExitSource.EXIT_SOURCE_UNSPECIFIED,

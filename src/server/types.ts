@@ -4,7 +4,12 @@
  * @module
  */
 import type { Change } from "../controller/changes.ts";
-import type { ConnectionStatus, ExitedRecord } from "../controller/controller.ts";
+import type {
+  ConnectionStatus,
+  CreateRequest,
+  ExitedRecord,
+  StartedSandbox,
+} from "../controller/controller.ts";
 import type { Platform } from "../platform.ts";
 import type { ListFilter, SandboxKey, SandboxRecord } from "../store/types.ts";
 
@@ -20,4 +25,22 @@ export interface SandboxService {
     options: { namespace: string; snapshot?: boolean; signal?: AbortSignal },
   ): AsyncIterable<Change & { snapshot: boolean }>;
   onStatusChange(listener: (status: ConnectionStatus) => void): () => void;
+  // The lifecycle of the sandboxes the agent owns as a sandbox controller; each call
+  // names the sandboxer it is for.
+  createSandbox(sandboxer: string, request: CreateRequest): Promise<unknown>;
+  startSandbox(
+    sandboxer: string,
+    key: SandboxKey,
+    options?: { signal?: AbortSignal },
+  ): Promise<StartedSandbox>;
+  stopSandbox(
+    sandboxer: string,
+    key: SandboxKey,
+    options?: { timeoutSecs?: number; signal?: AbortSignal },
+  ): Promise<void>;
+  shutdownSandbox(
+    sandboxer: string,
+    key: SandboxKey,
+    options?: { signal?: AbortSignal },
+  ): Promise<void>;
 }

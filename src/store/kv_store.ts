@@ -4,12 +4,16 @@
  * commits, plus `["meta", "schema"]`. Concurrent writes share commits (group_commit.ts):
  * a burst of exits costs one SQLite transaction per group, not one per exit. The record
  * a write starts from is the one this store last committed or read, when it has it: its
- * versionstamp is checked by the commit, so a stale one only costs a re-read.
+ * versionstamp is checked by the commit, so a stale one only costs a re-read. A write
+ * judged a no-op commits nothing and checks nothing, so that copy must never be older
+ * than what the store itself wrote: a copy is replaced only by a newer one (versionstamps
+ * grow with every commit), and an expired record leaves a tombstone.
  *
  * @module
  */
 import { instantFromDate } from "../time.ts";
 import { GroupCommitter } from "./group_commit.ts";
+import { KvOwnedSandboxes } from "./owned.ts";
 import * as t from "./transitions.ts";
 import type {
   ListFilter,
@@ -57,6 +61,17 @@ export interface KvStoreOptions {
   now?: () => Date;
   /** Called with the duration of each committed write, in seconds (metrics). */
   onCommit?: (seconds: number) => void;
+  /** Opens the database; tests wrap it to interleave operations. @default Deno.openKv */
+  openKv?: (path: string) => Promise<Deno.Kv>;
+}
+
+/**
+ * A record as this store last knew it: the entry to check a commit against, and the
+ * versionstamp that orders it (for a tombstone, the deleting commit's).
+ */
+interface Known {
+  entry: Deno.KvEntryMaybe<SandboxRecord>;
+  stamp: string;
 }
 
 export class KvSandboxStore implements SandboxStore {
@@ -64,10 +79,12 @@ export class KvSandboxStore implements SandboxStore {
   readonly #now: () => Date;
   readonly #commits: GroupCommitter;
   /** Subject → the record as last committed or read here, with its versionstamp. */
-  readonly #known = new Map<string, Deno.KvEntryMaybe<SandboxRecord>>();
+  readonly #known = new Map<string, Known>();
+  readonly owned: KvOwnedSandboxes;
 
   private constructor(kv: Deno.Kv, options: KvStoreOptions) {
     this.#kv = kv;
+    this.owned = new KvOwnedSandboxes(kv);
     this.#now = options.now ?? (() => new Date());
     this.#commits = new GroupCommitter(kv, { onCommit: options.onCommit });
   }
@@ -80,7 +97,7 @@ export class KvSandboxStore implements SandboxStore {
   static async open(path: string, options: KvStoreOptions = {}): Promise<KvSandboxStore> {
     let kv: Deno.Kv;
     try {
-      kv = await Deno.openKv(path);
+      kv = await (options.openKv ?? Deno.openKv)(path);
     } catch (err) {
       throw corrupt(path, err);
     }
@@ -111,6 +128,7 @@ export class KvSandboxStore implements SandboxStore {
     const prefix = filter.namespace === undefined ? ["sandbox"] : ["sandbox", filter.namespace];
     const out: SandboxRecord[] = [];
     for await (const entry of this.#kv.list<SandboxRecord>({ prefix }, { batchSize: 1000 })) {
+      // Read before a concurrent commit or expiry, an entry must not replace a newer copy.
       this.#remember(subject(entry.value), entry);
       if (filter.state === undefined || entry.value.state === filter.state) out.push(entry.value);
     }
@@ -148,19 +166,27 @@ export class KvSandboxStore implements SandboxStore {
     return result!;
   }
 
-  async expireRemoved(before: string): Promise<SandboxRecord[]> {
+  async expireRemoved(before: string, followed: string): Promise<SandboxRecord[]> {
     const expired: SandboxRecord[] = [];
     for await (
       const entry of this.#kv.list<SandboxRecord>({ prefix: ["sandbox"] }, { batchSize: 1000 })
     ) {
-      const { deletedAt, exit } = entry.value;
-      if (!deletedAt || deletedAt >= before || !exit) continue;
+      const { deletedAt, exit, namespace, updatedAt } = entry.value;
+      const due = namespace === followed
+        ? deletedAt !== undefined && deletedAt < before && exit !== undefined
+        : updatedAt < before;
+      if (!due) continue;
       const pending = await this.#kv.get(pendingKey(entry.value));
       if (pending.value !== null) continue;
       // Only if unchanged since we read it.
       const res = await this.#kv.atomic().check(entry).check(pending).delete(entry.key).commit();
       if (res.ok) {
-        this.#known.delete(subject(entry.value));
+        // A tombstone: a listing that read the record before this delete must not bring
+        // it back into the cache.
+        this.#remember(subject(entry.value), {
+          entry: { key: entry.key, value: null, versionstamp: null },
+          stamp: res.versionstamp,
+        });
         expired.push(entry.value);
       }
     }
@@ -223,7 +249,7 @@ export class KvSandboxStore implements SandboxStore {
     const k = recordKey(key);
     const s = subject(key);
     for (;;) {
-      const current = this.#known.get(s) ?? await this.#kv.get<SandboxRecord>(k);
+      const current = this.#known.get(s)?.entry ?? await this.#kv.get<SandboxRecord>(k);
       const next = transition(current.value, instantFromDate(this.#now()));
       if (next === null) {
         if (current.value !== null) this.#remember(s, current);
@@ -238,16 +264,25 @@ export class KvSandboxStore implements SandboxStore {
       });
       if (versionstamp !== null) {
         this.#remember(s, { key: k, value: next, versionstamp });
-        return { record: next, changed: true };
+        // Transitions change a known creation time only to start a newer container's record.
+        const previous = current.value;
+        const replaced = previous?.createdAt !== undefined && previous.createdAt !== next.createdAt
+          ? previous
+          : undefined;
+        return { record: next, changed: true, ...(replaced && { replaced }) };
       }
       // Someone else wrote it: read it again.
       this.#known.delete(s);
     }
   }
 
-  #remember(s: string, entry: Deno.KvEntryMaybe<SandboxRecord>): void {
+  /** Keeps a copy of a record unless the one kept is newer (an entry or a tombstone). */
+  #remember(s: string, known: Deno.KvEntryMaybe<SandboxRecord> | Known): void {
+    const next: Known = "entry" in known ? known : { entry: known, stamp: known.versionstamp! };
+    const kept = this.#known.get(s);
+    if (kept && kept.stamp > next.stamp) return;
     this.#known.delete(s); // re-inserted last: the oldest entry is the one forgotten
-    this.#known.set(s, entry);
+    this.#known.set(s, next);
     if (this.#known.size > KNOWN_RECORDS) {
       this.#known.delete(this.#known.keys().next().value!);
     }

@@ -4,6 +4,7 @@
  *
  * @module
  */
+import type { OwnedSandboxStore } from "./owned.ts";
 import type {
   ListFilter,
   PendingExit,
@@ -15,14 +16,29 @@ import type {
   StoreResult,
 } from "./types.ts";
 
+/**
+ * A committed change: a record written, or gone from the store — expired after
+ * retention, or replaced by the record of a newer container with the same id (reported
+ * before the new record).
+ */
+export interface StoreChange {
+  record: SandboxRecord;
+  removed?: "expired" | "replaced";
+}
+
 export class ObservedStore implements SandboxStore {
   constructor(
     readonly inner: SandboxStore,
-    readonly onChange: (record: SandboxRecord, removed: boolean) => void,
+    readonly onChange: (change: StoreChange) => void,
   ) {}
 
+  get owned(): OwnedSandboxStore {
+    return this.inner.owned;
+  }
+
   #report<R extends StoreResult | null>(result: R): R {
-    if (result?.changed) this.onChange(result.record, false);
+    if (result?.replaced) this.onChange({ record: result.replaced, removed: "replaced" });
+    if (result?.changed) this.onChange({ record: result.record });
     return result;
   }
 
@@ -58,9 +74,9 @@ export class ObservedStore implements SandboxStore {
     return this.#report(await this.inner.markDeleted(key, at));
   }
 
-  async expireRemoved(before: string): Promise<SandboxRecord[]> {
-    const expired = await this.inner.expireRemoved(before);
-    for (const record of expired) this.onChange(record, true);
+  async expireRemoved(before: string, followed: string): Promise<SandboxRecord[]> {
+    const expired = await this.inner.expireRemoved(before, followed);
+    for (const record of expired) this.onChange({ record, removed: "expired" });
     return expired;
   }
 

@@ -4,6 +4,7 @@
  *
  * @module
  */
+import type { OwnedSandboxStore } from "./owned.ts";
 
 /** containerd's names for sandbox states. */
 export type SandboxState = "SANDBOX_READY" | "SANDBOX_NOTREADY";
@@ -12,10 +13,13 @@ export type SandboxState = "SANDBOX_READY" | "SANDBOX_NOTREADY";
  * How an exit was learned:
  * - "event": containerd's TaskExit (or TaskDelete) event for the init process;
  * - "task-status": containerd listed the task as STOPPED with its status;
- * - "unreadable": the exit could not be read; status 255 at the time it was observed;
- * - "task-missing": the task was gone before its exit was seen; status not known (255).
+ * - "unreadable": the exit could not be read; status 255 at the time it was observed
+ *   (records of earlier versions, which so recorded a TaskExit without a usable time);
+ * - "task-missing": the task was gone before its exit was seen; status not known (255);
+ * - "shim": the sandbox's shim answered a Wait for its init process (also while
+ *   containerd was down).
  */
-export type ExitSource = "event" | "task-status" | "unreadable" | "task-missing";
+export type ExitSource = "event" | "task-status" | "unreadable" | "task-missing" | "shim";
 
 /** Status used when the real one is not known (as containerd's CRI does). */
 export const UNKNOWN_EXIT_STATUS = 255;
@@ -27,6 +31,11 @@ export interface SandboxExit {
   source: ExitSource;
   /** False when `status` is the 255 placeholder for a lost status. */
   statusKnown: boolean;
+  /**
+   * False when `exitedAt` is when the agent learned of the exit, not the exit's own time
+   * (containerd gave no usable time, or the exit was inferred). Absent means true.
+   */
+  exitedAtKnown?: boolean;
   /** Why the status is what it is, when that is not plain. */
   reason?: string;
   /** When the agent committed this exit. */
@@ -40,6 +49,11 @@ export interface PodMetadata {
   uid?: string;
 }
 
+/**
+ * One record per container: a container is identified by its namespace, id and creation
+ * time (containerd never changes a container's createdAt). A container created later
+ * with the same id starts a new record that replaces the old one.
+ */
 export interface SandboxRecord {
   namespace: string;
   id: string;
@@ -74,6 +88,8 @@ export interface SandboxDescription {
 export interface StoreResult {
   record: SandboxRecord;
   changed: boolean;
+  /** The record of an earlier container with the same id, which this call replaced. */
+  replaced?: SandboxRecord;
 }
 
 /**
@@ -97,10 +113,14 @@ export interface ListFilter {
 
 /**
  * Durable sandbox records. Every operation is one atomic transaction; the invariants
- * (an exit is recorded once, later contradicting exits are ignored, a record with an
- * exit never goes back to READY) hold in the store itself, not in its callers.
+ * (one record per container; an exit is recorded once, later contradicting exits are
+ * ignored, a record with an exit never goes back to READY) hold in the store itself, not
+ * in its callers. Operations whose description names an older container than the
+ * record's are stale news and change nothing; a newer container replaces the record.
  */
 export interface SandboxStore {
+  /** Create requests of the sandboxes podsandboxd owns (sandbox controller mode). */
+  readonly owned: OwnedSandboxStore;
   get(key: SandboxKey): Promise<SandboxRecord | null>;
   list(filter?: ListFilter): Promise<SandboxRecord[]>;
   /** Creates the record (NOTREADY, no exit) if missing; refreshes its description. */
@@ -123,10 +143,11 @@ export interface SandboxStore {
   /** Notes that containerd's container is gone; the record stays. No-op for unknown keys. */
   markDeleted(key: SandboxKey, at: string): Promise<StoreResult | null>;
   /**
-   * Deletes records whose container was removed before `before` (retention); returns
-   * them. A record still pending an exit is kept.
+   * Deletes records whose container was removed before `before` (retention), and records
+   * of namespaces other than `followed` last updated before `before` (nothing keeps
+   * those current); returns them. A record still pending an exit is kept.
    */
-  expireRemoved(before: string): Promise<SandboxRecord[]>;
+  expireRemoved(before: string, followed: string): Promise<SandboxRecord[]>;
   /** Keeps an exit whose handling starts now (no-op if one is pending already). */
   savePendingExit(
     key: SandboxKey,

@@ -1,20 +1,25 @@
 /**
- * The agent as a separate process, started exactly as deployed: `deno run` with the
- * agent's permission set from deno.json (the one `deno compile` bakes in), plus grants
- * for this test's private directory and sockets only.
+ * The agent as a separate process, started as a user starts it: `deno task podsandboxd
+ * serve` with the test's private paths as arguments — the launcher grants exactly what
+ * they name, nothing test-only. The process chain is deno task → launcher → the CLI
+ * (main.ts); `pid` is the CLI's, signals go to the top and are forwarded down, SIGKILL
+ * (a crash) goes to the CLI itself.
  *
  * @module
  */
-import { join } from "node:path";
-import { agentPermissionFlags } from "../../scripts/permissions.ts";
+import { dirname, join } from "node:path";
 import { AgentClient } from "../../src/cli/client.ts";
-import { run, type RunResult } from "./process.ts";
+import { alive, descendantWithCmdline, eventually, run, type RunResult } from "./process.ts";
 
-const MAIN = new URL("../../main.ts", import.meta.url).pathname;
+const ROOT = new URL("../../", import.meta.url).pathname;
+/** The CLI's entry point, as it appears on the agent's command line. */
+export const MAIN = `${ROOT}main.ts`;
 
 export interface AgentOptions {
   /** containerd socket the agent talks to. */
   containerdSocket: string;
+  /** containerd's state directory; default: the private containerd's, beside its socket. */
+  containerdState?: string;
   /** Directory for the agent's state and socket (reused across restarts). */
   dir: string;
   namespace: string;
@@ -22,19 +27,62 @@ export interface AgentOptions {
   args?: string[];
   /** Resolve before the agent is ready (for tests of start-up itself). */
   noWait?: boolean;
-  /** More unix sockets (in `dir`) the agent may use, e.g. a --socket elsewhere. */
-  sockets?: string[];
+  /**
+   * A layout of its own: the whole `serve` command line (then `dir` is only where
+   * nothing of the agent's lives, and `containerdSocket` unused) and the socket it
+   * serves on.
+   */
+  layout?: { args: string[]; socket: string; env?: Record<string, string> };
+  /** A command the task runs under (e.g. unshare for a mount namespace). */
+  prefix?: string[];
 }
 
 export type LogLine = Record<string, unknown> & { message?: string; level?: string };
 
-/** `deno run` arguments that run the CLI under the agent's permissions. */
-export function agentDenoArgs(
-  options: { dir: string; containerdSocket?: string; sockets?: string[] },
-): string[] {
-  const sockets = [join(options.dir, "agent.sock"), ...(options.sockets ?? [])];
-  if (options.containerdSocket) sockets.push(options.containerdSocket);
-  return ["run", ...agentPermissionFlags({ paths: [options.dir, ...sockets], sockets }), MAIN];
+/**
+ * `deno` arguments running the CLI as the README says: `deno task podsandboxd ARGS`
+ * (`--quiet` only drops the task runner's echo of the command). `denoFlags` go to the
+ * agent's own `deno run` (the launcher's --deno-flag).
+ */
+export function cliArgs(args: string[], denoFlags: string[] = []): string[] {
+  return [
+    "task",
+    "--quiet",
+    "--config",
+    `${ROOT}deno.json`,
+    "podsandboxd",
+    ...denoFlags.map((f) => `--deno-flag=${f}`),
+    ...args,
+  ];
+}
+
+/** Runs one CLI command as a user would; never throws on a non-zero exit. */
+export function runCli(
+  args: string[],
+  options: { cwd?: string; env?: Record<string, string>; prefix?: string[] } = {},
+): Promise<RunResult> {
+  const [command, ...prefix] = [...(options.prefix ?? []), Deno.execPath()];
+  return run(command, [...prefix, ...cliArgs(args)], { allowFailure: true, ...options });
+}
+
+/** The pid of the CLI process (main.ts) under a `deno task podsandboxd` process. */
+export function cliPid(taskPid: number, timeoutMs = 20_000): Promise<number> {
+  return eventually("the CLI process under deno task", () => {
+    if (!alive(taskPid)) throw new Error(`deno task (pid ${taskPid}) exited`);
+    return descendantWithCmdline(taskPid, MAIN);
+  }, { timeoutMs, intervalMs: 10 });
+}
+
+/**
+ * SIGKILLs the CLI under a `deno task podsandboxd` process (the launcher and the task
+ * then exit with its status, 137), or the task itself if the CLI is not running yet.
+ */
+export function killCli(taskPid: number): void {
+  try {
+    Deno.kill(descendantWithCmdline(taskPid, MAIN) ?? taskPid, "SIGKILL");
+  } catch {
+    // Gone already.
+  }
 }
 
 /**
@@ -42,13 +90,16 @@ export function agentDenoArgs(
  * with JSON logs; `extra` flags come last and win.
  */
 export function agentServeArgs(
-  options: { dir: string; containerdSocket: string; namespace: string },
+  options: { dir: string; containerdSocket: string; namespace: string; containerdState?: string },
   extra: string[] = [],
 ): string[] {
   return [
     "serve",
     "--address",
     options.containerdSocket,
+    // A private containerd (tests/harness/containerd.ts) keeps DIR/c.sock and DIR/state.
+    "--containerd-state",
+    options.containerdState ?? join(dirname(options.containerdSocket), "state"),
     "--namespace",
     options.namespace,
     "--state",
@@ -69,16 +120,20 @@ export class AgentProcess {
   readonly #listeners = new Set<() => void>();
   readonly #stderrDone: Promise<void>;
   readonly #options: AgentOptions;
+  #pid?: number;
 
   private constructor(options: AgentOptions) {
     this.#options = options;
-    this.socket = join(options.dir, "agent.sock");
+    this.socket = options.layout?.socket ?? join(options.dir, "agent.sock");
     this.stateDir = join(options.dir, "state");
-    this.#process = new Deno.Command(Deno.execPath(), {
-      args: [
-        ...agentDenoArgs(options),
-        ...agentServeArgs(options, ["--log-level", "debug", ...(options.args ?? [])]),
-      ],
+    const args = cliArgs(
+      options.layout?.args ??
+        agentServeArgs(options, ["--log-level", "debug", ...(options.args ?? [])]),
+    );
+    const [command, ...prefix] = [...(options.prefix ?? []), Deno.execPath()];
+    this.#process = new Deno.Command(command, {
+      args: [...prefix, ...args],
+      env: options.layout?.env,
       stdin: "null",
       stdout: "null",
       stderr: "piped",
@@ -91,12 +146,15 @@ export class AgentProcess {
     const agent = new AgentProcess(options);
     if (!options.noWait) {
       await agent.waitForLog((l) => l.message?.startsWith("serving on") ?? false, 20_000);
+      agent.#pid = await cliPid(agent.#process.pid);
     }
     return agent;
   }
 
+  /** The agent's own process (the CLI under the launcher), once it is serving. */
   get pid(): number {
-    return this.#process.pid;
+    if (this.#pid === undefined) throw new Error("the agent's pid is known once it serves");
+    return this.#pid;
   }
 
   async #readLogs(): Promise<void> {
@@ -150,10 +208,15 @@ export class AgentProcess {
     return this.logs.map((l) => JSON.stringify(l)).join("\n");
   }
 
-  /** Signals the agent and waits for it to exit; returns its exit status. */
+  /**
+   * Signals the agent and waits for it to exit; returns the exit status the task passes
+   * through. SIGTERM/SIGINT/SIGHUP go through the task and the launcher, which forward
+   * them; SIGKILL (a crash) cannot be forwarded and goes to the agent's own process.
+   */
   async stop(signal: Deno.Signal = "SIGTERM"): Promise<Deno.CommandStatus> {
     try {
-      this.#process.kill(signal);
+      if (signal === "SIGKILL") killCli(this.#process.pid);
+      else this.#process.kill(signal);
     } catch {
       // Already exited.
     }
@@ -169,15 +232,14 @@ export class AgentProcess {
 
   /** Runs a client command of the CLI against this agent (its socket and namespace). */
   cli(command: string, ...args: string[]): Promise<RunResult> {
-    return run(Deno.execPath(), [
-      ...agentDenoArgs(this.#options),
+    return runCli([
       command,
       ...args,
       "--socket",
       this.socket,
       "--namespace",
       this.#options.namespace,
-    ], { allowFailure: true });
+    ]);
   }
 
   /** An in-process client of the agent's socket. */

@@ -28,4 +28,11 @@ export const BAD_OPTION_VALUES: ReadonlyArray<[flag: string, value: string, form
   ["socket-group", "Bad Group!", /a group name .* or a numeric gid/],
   ["max-waiters", "0", /a whole number from 1 to 10000000/],
   ["max-waiters", "many", /a whole number from 1 to 10000000/],
+  ["containerd-state", "run/containerd", /an absolute path is required/],
+  ["containerd-root", "var/lib/containerd", /an absolute path is required/],
+  ["shim-wait", "yes", /accepted: on, off/],
+  ["sandboxer", "podsandbox", /containerd reserves it .*pick another name, e\.g\. podsandboxd/],
+  ["sandboxer", "shim", /containerd reserves it/],
+  ["sandboxer", "my sandboxer", /as in containerd's \[proxy_plugins\.NAME\]/],
+  ["pause-image", " ", /invalid image reference/],
 ];

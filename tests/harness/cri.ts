@@ -21,6 +21,7 @@ import * as grpc from "@grpc/grpc-js";
 import {
   NamespaceMode,
   type PodSandbox,
+  PodSandboxConfig,
   type PodSandboxFilter,
   PodSandboxState,
   type PodSandboxStatusResponse,
@@ -120,7 +121,8 @@ export class CriClient {
       attempt: 0,
     };
     const res = await unaryCall(this.#client, RuntimeServiceService.runPodSandbox, {
-      config: {
+      // fromPartial: every field this call leaves unset gets its proto default.
+      config: PodSandboxConfig.fromPartial({
         metadata: pod,
         // Empty is allowed with the node's network namespace (the node's hostname is used).
         hostname: "",
@@ -139,7 +141,7 @@ export class CriClient {
             privileged: false,
           },
         },
-      },
+      }),
       runtimeHandler: "",
     }, this.#options(`RunPodSandbox ${pod.namespace}/${pod.name}`));
     return { id: res.podSandboxId, ...pod };

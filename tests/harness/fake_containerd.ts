@@ -50,8 +50,13 @@ export class FakeContainerd implements ContainerdClient {
   #down = false;
   readonly #upListeners = new Set<() => void>();
   #nextPid = 1000;
+  #held?: ContainerdEvent[];
   /** Publishes to drop (to simulate a publish racing the subscription). */
   dropPublishes = 0;
+  /** Told of every init exit (what a shim sees), containerd up or not. */
+  readonly exitListeners = new Set<(id: string, status: number, exitedAt: string) => void>();
+  /** Containers whose init process ignores SIGTERM. */
+  readonly ignoresTerm = new Set<string>();
 
   constructor(namespace = "k8s.io") {
     this.namespace = namespace;
@@ -85,7 +90,23 @@ export class FakeContainerd implements ContainerdClient {
       topic: event.topic ?? `/${event.kind}`,
       ...event,
     } as ContainerdEvent;
-    for (const s of this.#subscribers) s.push(full);
+    if (this.#held) this.#held.push(full);
+    else for (const s of this.#subscribers) s.push(full);
+  }
+
+  /**
+   * The event stream lags: events (markers included) published from now on reach
+   * subscribers only at `release()`, in order.
+   */
+  hold(): void {
+    this.#held ??= [];
+  }
+
+  /** Delivers the held events, in order, and ends the lag. */
+  release(): void {
+    const held = this.#held ?? [];
+    this.#held = undefined;
+    for (const e of held) for (const s of this.#subscribers) s.push(e);
   }
 
   addContainer(
@@ -124,6 +145,8 @@ export class FakeContainerd implements ContainerdClient {
     if (!task) throw new Error(`fake containerd: no task ${id}`);
     const exitedAt = instantFromDate(options.at ?? new Date());
     this.tasks.set(id, { ...task, status: "stopped", exitStatus: status, exitedAt });
+    // The shim sees the exit whether or not containerd is there to publish it.
+    for (const l of [...this.exitListeners]) l(id, status, exitedAt);
     if (options.emit ?? true) {
       this.emit({
         kind: "task-exit",
@@ -251,8 +274,13 @@ export class FakeContainerd implements ContainerdClient {
   ): Promise<void> {
     return this.#async(() => {
       this.#enter("killTask", [namespace, containerId, signal, options?.all], options);
-      if (!this.tasks.has(containerId)) {
-        throw new NotFoundError(`fake containerd: task ${containerId} not found`);
+      const task = this.tasks.get(containerId);
+      if (!task) throw new NotFoundError(`fake containerd: task ${containerId} not found`);
+      // A running init process dies of SIGKILL, and of SIGTERM unless it ignores it.
+      if (task.status !== "running") return;
+      if (signal === 9) this.exitTask(containerId, 137);
+      else if (signal === 15 && !this.ignoresTerm.has(containerId)) {
+        this.exitTask(containerId, 143);
       }
     });
   }

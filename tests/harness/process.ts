@@ -90,3 +90,37 @@ export async function eventually<T>(
     await new Promise((r) => setTimeout(r, intervalMs));
   }
 }
+
+/** The direct children of a process (of all its threads). */
+export function childPids(pid: number): number[] {
+  const children: number[] = [];
+  try {
+    for (const task of Deno.readDirSync(`/proc/${pid}/task`)) {
+      const text = Deno.readTextFileSync(`/proc/${pid}/task/${task.name}/children`).trim();
+      if (text) children.push(...text.split(" ").map(Number));
+    }
+  } catch {
+    // The process ended while we looked.
+  }
+  return children;
+}
+
+/** A process's command line, or "" when it is gone. */
+export function cmdlineOf(pid: number): string {
+  try {
+    return Deno.readTextFileSync(`/proc/${pid}/cmdline`).replaceAll("\0", " ");
+  } catch {
+    return "";
+  }
+}
+
+/** The first descendant of `pid` (breadth first) whose command line contains `needle`. */
+export function descendantWithCmdline(pid: number, needle: string): number | undefined {
+  const queue = childPids(pid);
+  while (queue.length > 0) {
+    const next = queue.shift()!;
+    if (cmdlineOf(next).includes(needle)) return next;
+    queue.push(...childPids(next));
+  }
+  return undefined;
+}

@@ -20,5 +20,9 @@ export function stubService(namespace = "k8s.io"): SandboxService {
       throw new UnavailableError("stub");
     },
     onStatusChange: () => () => {},
+    createSandbox: fail,
+    startSandbox: fail,
+    stopSandbox: fail,
+    shutdownSandbox: fail,
   };
 }

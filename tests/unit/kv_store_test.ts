@@ -202,3 +202,95 @@ Deno.test("a fake clock stamps updatedAt and recordedAt", async () => {
     store.close();
   }
 });
+
+/**
+ * Opens the store through a KV whose `list` is held once armed: it reads every entry,
+ * then waits for `release` before yielding them, so a commit can land in between.
+ */
+function heldListing() {
+  let armed = false;
+  const read = Promise.withResolvers<void>();
+  const release = Promise.withResolvers<void>();
+  const openKv = async (path: string): Promise<Deno.Kv> => {
+    const kv = await Deno.openKv(path);
+    return new Proxy(kv, {
+      get(target, prop) {
+        if (prop === "list" && armed) {
+          armed = false;
+          return (selector: Deno.KvListSelector, options?: Deno.KvListOptions) =>
+            (async function* () {
+              const entries = [];
+              for await (const entry of target.list(selector, options)) entries.push(entry);
+              read.resolve();
+              await release.promise;
+              yield* entries;
+            })();
+        }
+        const value = Reflect.get(target, prop);
+        return typeof value === "function" ? value.bind(target) : value;
+      },
+    });
+  };
+  return {
+    openKv,
+    arm: () => (armed = true),
+    read: read.promise,
+    release: release.resolve,
+  };
+}
+
+Deno.test("a listing read before a concurrent commit never replaces the newer copy a later write starts from", async () => {
+  await using state = await tempState();
+  const held = heldListing();
+  const store = await KvSandboxStore.open(state.path, { openKv: held.openKv });
+  try {
+    const web = key("web");
+    await store.markRunning(web, 10, { createdAt: "2026-01-01T00:00:00.000000000Z" });
+    await store.recordExit(web, exit(7, "2026-01-01T00:01:00.000000000Z"));
+    held.arm();
+    const listing = store.list();
+    await held.read; // the listing holds the old container's exited record
+    // Meanwhile a new container with the same id starts a new record.
+    const fresh = await store.markRunning(web, 20, {
+      createdAt: "2026-01-02T00:00:00.000000000Z",
+    });
+    assertEquals(fresh.record.exit, undefined);
+    held.release();
+    assertEquals((await listing)[0].exit?.status, 7, "the listing itself is what it read");
+    // The new container's exit must be judged against the new record, not the listed one.
+    const result = await store.recordExit(web, exit(0, "2026-01-02T00:01:00.000000000Z"));
+    assertEquals(result.changed, true);
+    assertEquals((await store.get(web))?.exit?.status, 0);
+  } finally {
+    store.close();
+  }
+});
+
+Deno.test("a listing read before an expiry does not bring the expired record back", async () => {
+  await using state = await tempState();
+  const held = heldListing();
+  const store = await KvSandboxStore.open(state.path, { openKv: held.openKv });
+  try {
+    const web = key("web");
+    await store.markRunning(web, 10, { createdAt: "2026-01-01T00:00:00.000000000Z" });
+    await store.recordExit(web, exit(7, "2026-01-01T00:01:00.000000000Z"));
+    await store.markDeleted(web, "2026-01-01T00:02:00.000000000Z");
+    held.arm();
+    const listing = store.list();
+    await held.read;
+    assertEquals((await store.expireRemoved("2027-01-01T00:00:00.000000000Z", NS)).length, 1);
+    held.release();
+    await listing;
+    // A transition on the expired record starts from nothing, not from the listed copy.
+    const result = await store.markRunning(web, 30, {
+      createdAt: "2026-01-01T00:00:00.000000000Z",
+    });
+    assertEquals([result.changed, result.record.exit, result.record.state], [
+      true,
+      undefined,
+      "SANDBOX_READY",
+    ]);
+  } finally {
+    store.close();
+  }
+});

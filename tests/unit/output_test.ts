@@ -19,6 +19,7 @@ function sandbox(overrides: Partial<Sandbox> = {}): Sandbox {
     exitedAt: undefined,
     exitStatus: undefined,
     exitStatusKnown: false,
+    exitTimeKnown: false,
     exitSource: ExitSource.EXIT_SOURCE_UNSPECIFIED,
     exitReason: "",
     labels: {},
@@ -49,6 +50,7 @@ Deno.test("sandboxJson keeps an exit status of 0 with how it was learned", () =>
     pid: 42,
     exitStatus: 0,
     exitStatusKnown: true,
+    exitTimeKnown: true,
     exitSource: ExitSource.EXIT_SOURCE_EVENT,
     exitedAt: { seconds: 1795777137, nanos: 5 },
   }));
@@ -60,6 +62,7 @@ Deno.test("sandboxJson keeps an exit status of 0 with how it was learned", () =>
     exitedAt: "2026-11-27T10:58:57.000000005Z",
     exitStatus: 0,
     exitStatusKnown: true,
+    exitTimeKnown: true,
     exitSource: "event",
   });
 });
@@ -85,6 +88,7 @@ Deno.test("sandboxJson carries an unknown status with its reason, pod and labels
       createdAt: "2026-11-27T10:56:40.000000000Z",
       exitStatus: 255,
       exitStatusKnown: false,
+      exitTimeKnown: false,
       exitSource: "task-missing",
       exitReason: "the task was gone before its exit was seen",
       deletedAt: "2026-11-27T11:00:00.000000000Z",
@@ -129,4 +133,23 @@ Deno.test("the owning sandboxer (containerd 1.7+'s sandbox store) is shown when 
   assertMatch(sandboxText(owned), /^sandboxer: +podsandbox$/m);
   assertEquals("sandboxer" in sandboxJson(sandbox()), false);
   assertEquals(/sandboxer/.test(sandboxText(sandbox())), false);
+});
+
+Deno.test("a known status with a time that is not the exit's own says so in text and JSON", () => {
+  const late = sandbox({
+    state: SandboxState.SANDBOX_NOTREADY,
+    exitStatus: 9,
+    exitStatusKnown: true,
+    exitTimeKnown: false,
+    exitSource: ExitSource.EXIT_SOURCE_EVENT,
+    exitReason: "containerd's TaskExit carried no usable exit time",
+    exitedAt: { seconds: 1795777137, nanos: 0 },
+  });
+  assertMatch(
+    sandboxText(late),
+    /^exited: +2026-11-27T10:58:57.000000000Z \(when the agent learned of it\)$/m,
+  );
+  assertMatch(sandboxText(late), /^exit status: +9$/m);
+  assertEquals(sandboxJson(late).exitTimeKnown, false);
+  assertEquals(sandboxJson(late).exitReason, "containerd's TaskExit carried no usable exit time");
 });

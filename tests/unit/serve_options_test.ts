@@ -35,6 +35,12 @@ Deno.test("without flags every option has its default, with source 'default'", (
     retention: 86_400_000,
     socketGroup: undefined,
     maxWaiters: 65_536,
+    containerdState: "/run/containerd",
+    shimWait: "on",
+    sandboxer: undefined,
+    pauseImage: "registry.k8s.io/pause:3.10",
+    containerdRoot: "/var/lib/containerd",
+    restrictOomScoreAdj: false,
   });
   assertEquals(Object.keys(sources).sort(), Object.keys(config).sort());
   for (const [k, source] of Object.entries(sources)) assertEquals(source, "default", k);
@@ -44,7 +50,8 @@ Deno.test("every flag parses, and its source becomes 'flag'", () => {
   const { config, sources } = resolveServeConfig({
     flags: {
       address: "unix:///var/run/ctrd.sock",
-      namespace: "moby",
+      // --sandboxer takes containerd CRI's namespace.
+      namespace: "k8s.io",
       filter: ["labels.role==pod", 'id=="x"'],
       state: "/data/state",
       socket: "/tmp/agent.sock",
@@ -59,12 +66,18 @@ Deno.test("every flag parses, and its source becomes 'flag'", () => {
       "metrics-address": "127.0.0.1:9477",
       "socket-group": "podsandboxd",
       "max-waiters": "100",
+      "containerd-state": "/srv/containerd/state",
+      "shim-wait": "off",
+      sandboxer: "podsandboxd",
+      "pause-image": "docker.io/local/pause:latest",
+      "containerd-root": "/srv/containerd/root",
+      "restrict-oom-score-adj": true,
     },
     env: ENV,
   });
   assertEquals(config, {
     address: "/var/run/ctrd.sock",
-    namespace: "moby",
+    namespace: "k8s.io",
     filters: ["labels.role==pod", 'id=="x"'],
     state: "/data/state",
     socket: "/tmp/agent.sock",
@@ -79,8 +92,22 @@ Deno.test("every flag parses, and its source becomes 'flag'", () => {
     metricsAddress: { hostname: "127.0.0.1", port: 9477 },
     socketGroup: "podsandboxd",
     maxWaiters: 100,
+    containerdState: "/srv/containerd/state",
+    shimWait: "off",
+    sandboxer: "podsandboxd",
+    pauseImage: "docker.io/local/pause:latest",
+    containerdRoot: "/srv/containerd/root",
+    restrictOomScoreAdj: true,
   });
   for (const [k, source] of Object.entries(sources)) assertEquals(source, "flag", k);
+});
+
+Deno.test("--sandboxer is refused with a namespace other than the CRI's", () => {
+  assertThrows(
+    () => resolveServeConfig({ flags: { sandboxer: "podsandboxd", namespace: "moby" }, env: ENV }),
+    RangeError,
+    /containerd's CRI runs pods in namespace k8s\.io, but --namespace is moby/,
+  );
 });
 
 Deno.test("a plain absolute address and a resync interval of 0 are accepted", () => {

@@ -2,6 +2,7 @@
  * The pure state machine of a sandbox record, without any store.
  */
 import {
+  containerGeneration,
   discover,
   markDeleted,
   markRunning,
@@ -153,4 +154,44 @@ Deno.test("transitions never mutate the record they are given", () => {
   discover(KEY, { labels: { b: "2" } })(running, T1);
   markRunning(KEY, 43)(running, T1);
   assertEquals(running, snapshot);
+});
+
+Deno.test("a newer container with the same id starts a fresh record; the old exit and removal stay behind", () => {
+  const old = run(
+    null,
+    [markRunning(KEY, 10, { createdAt: T0 }), T0],
+    [recordExit(KEY, EXIT_7), T1],
+    [markDeleted(T1), T1],
+  )!;
+  assertEquals(containerGeneration(old, { createdAt: T2 }), "newer");
+  const next = run(old, [markRunning(KEY, 20, { createdAt: T2, labels: { a: "b" } }), T3])!;
+  assertEquals(next.state, "SANDBOX_READY");
+  assertEquals(next.pid, 20);
+  assertEquals(next.createdAt, T2);
+  assertEquals(next.exit, undefined);
+  assertEquals(next.deletedAt, undefined);
+  assertEquals(next.labels, { a: "b" });
+});
+
+Deno.test("news about an older container than the record's changes nothing", () => {
+  const current = run(null, [markRunning(KEY, 20, { createdAt: T2 }), T2])!;
+  assertEquals(containerGeneration(current, { createdAt: T0 }), "older");
+  assertEquals(recordExit(KEY, EXIT_7, { createdAt: T0 })(current, T3), null);
+  assertEquals(markRunning(KEY, 10, { createdAt: T0 })(current, T3), null);
+  assertEquals(discover(KEY, { createdAt: T0 })(current, T3), null);
+});
+
+Deno.test("an exit containerd timed before the record's container was created is stale; an agent-timed one is not", () => {
+  const current = run(null, [markRunning(KEY, 20, { createdAt: T2 }), T2])!;
+  assertEquals(recordExit(KEY, EXIT_7)(current, T3), null, "exited at 00:00:00.5, created at 2");
+  const agentTimed = { ...EXIT_7, exitedAtKnown: false, source: "task-missing" as const };
+  assertEquals(recordExit(KEY, agentTimed)(current, T3)?.exit?.source, "task-missing");
+});
+
+Deno.test("a description without a creation time is about the record's own container", () => {
+  const current = run(null, [markRunning(KEY, 20, { createdAt: T2 }), T2])!;
+  assertEquals(containerGeneration(current, {}), "same");
+  assertEquals(containerGeneration(current, undefined), "same");
+  assertEquals(containerGeneration(null, { createdAt: T0 }), "same");
+  assertEquals(run(current, [recordExit(KEY, EXIT_1), T3])!.exit?.status, 1);
 });

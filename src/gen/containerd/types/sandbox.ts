@@ -6,6 +6,7 @@
 
 /* eslint-disable */
 import { BinaryReader, BinaryWriter } from "@bufbuild/protobuf/wire";
+import { Any } from "../../google/protobuf/any.ts";
 import { Timestamp } from "../../google/protobuf/timestamp.ts";
 
 export const protobufPackage = "containerd.types";
@@ -13,18 +14,22 @@ export const protobufPackage = "containerd.types";
 export const protobufFileName = "containerd/types/sandbox.proto";
 
 /**
- * containerd's sandbox metadata object (containerd.types.Sandbox), the part podsandboxd
- * reads from containerd's sandbox store: which sandbox controller ("sandboxer") owns a
- * sandbox. Runtime, spec, extensions and platform are left out (a decoder skips them).
+ * The sandbox object of containerd 2.x's sandbox store and controller API
+ * (containerd.types.Sandbox): what containerd's CRI hands a sandbox controller at Create,
+ * and, read from the store, which controller ("sandboxer") owns a sandbox.
  */
 
 export interface Sandbox {
   sandboxId: string;
+  runtime: Sandbox_Runtime | undefined;
+  spec: Any | undefined;
   labels: { [key: string]: string };
   createdAt: Timestamp | undefined;
   updatedAt:
     | Timestamp
     | undefined;
+  /** Extra blobs; the CRI puts its pod metadata under "metadata". */
+  extensions: { [key: string]: Any };
   /**
    * The sandbox controller that owns the sandbox: "podsandbox" for containerd 2.x's CRI
    * pods (its built-in controller), a proxy plugin's name for an external one.
@@ -32,19 +37,46 @@ export interface Sandbox {
   sandboxer: string;
 }
 
+export interface Sandbox_Runtime {
+  /** The runtime handler's runtime type, e.g. "io.containerd.runc.v2". */
+  name: string;
+  /** Runtime-specific options, e.g. containerd.runc.v1.Options. */
+  options: Any | undefined;
+}
+
 export interface Sandbox_LabelsEntry {
   key: string;
   value: string;
 }
 
+export interface Sandbox_ExtensionsEntry {
+  key: string;
+  value: Any | undefined;
+}
+
 function createBaseSandbox(): Sandbox {
-  return { sandboxId: "", labels: {}, createdAt: undefined, updatedAt: undefined, sandboxer: "" };
+  return {
+    sandboxId: "",
+    runtime: undefined,
+    spec: undefined,
+    labels: {},
+    createdAt: undefined,
+    updatedAt: undefined,
+    extensions: {},
+    sandboxer: "",
+  };
 }
 
 export const Sandbox: MessageFns<Sandbox> = {
   encode(message: Sandbox, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.sandboxId !== "") {
       writer.uint32(10).string(message.sandboxId);
+    }
+    if (message.runtime !== undefined) {
+      Sandbox_Runtime.encode(message.runtime, writer.uint32(18).fork()).join();
+    }
+    if (message.spec !== undefined) {
+      Any.encode(message.spec, writer.uint32(26).fork()).join();
     }
     globalThis.Object.entries(message.labels).forEach(([key, value]: [string, string]) => {
       Sandbox_LabelsEntry.encode({ key: key as any, value }, writer.uint32(34).fork()).join();
@@ -55,6 +87,9 @@ export const Sandbox: MessageFns<Sandbox> = {
     if (message.updatedAt !== undefined) {
       Timestamp.encode(message.updatedAt, writer.uint32(50).fork()).join();
     }
+    globalThis.Object.entries(message.extensions).forEach(([key, value]: [string, Any]) => {
+      Sandbox_ExtensionsEntry.encode({ key: key as any, value }, writer.uint32(58).fork()).join();
+    });
     if (message.sandboxer !== "") {
       writer.uint32(82).string(message.sandboxer);
     }
@@ -80,6 +115,22 @@ export const Sandbox: MessageFns<Sandbox> = {
             }
 
             message.sandboxId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.runtime = Sandbox_Runtime.decode(reader, reader.uint32());
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.spec = Any.decode(reader, reader.uint32());
             continue;
           }
           case 4: {
@@ -109,6 +160,17 @@ export const Sandbox: MessageFns<Sandbox> = {
             message.updatedAt = Timestamp.decode(reader, reader.uint32());
             continue;
           }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            const entry7 = Sandbox_ExtensionsEntry.decode(reader, reader.uint32());
+            if (entry7.value !== undefined) {
+              message.extensions[entry7.key] = entry7.value;
+            }
+            continue;
+          }
           case 10: {
             if (tag !== 82) {
               break;
@@ -135,6 +197,12 @@ export const Sandbox: MessageFns<Sandbox> = {
   fromPartial<I extends Exact<DeepPartial<Sandbox>, I>>(object: I): Sandbox {
     const message = createBaseSandbox();
     message.sandboxId = object.sandboxId ?? "";
+    message.runtime = (object.runtime !== undefined && object.runtime !== null)
+      ? Sandbox_Runtime.fromPartial(object.runtime)
+      : undefined;
+    message.spec = (object.spec !== undefined && object.spec !== null)
+      ? Any.fromPartial(object.spec)
+      : undefined;
     message.labels = (globalThis.Object.entries(object.labels ?? {}) as [string, string][]).reduce(
       (acc: { [key: string]: string }, [key, value]: [string, string]) => {
         if (value !== undefined) {
@@ -150,7 +218,86 @@ export const Sandbox: MessageFns<Sandbox> = {
     message.updatedAt = (object.updatedAt !== undefined && object.updatedAt !== null)
       ? Timestamp.fromPartial(object.updatedAt)
       : undefined;
+    message.extensions = (globalThis.Object.entries(object.extensions ?? {}) as [string, Any][])
+      .reduce(
+        (acc: { [key: string]: Any }, [key, value]: [string, Any]) => {
+          if (value !== undefined) {
+            acc[key] = Any.fromPartial(value);
+          }
+          return acc;
+        },
+        {},
+      );
     message.sandboxer = object.sandboxer ?? "";
+    return message;
+  },
+};
+
+function createBaseSandbox_Runtime(): Sandbox_Runtime {
+  return { name: "", options: undefined };
+}
+
+export const Sandbox_Runtime: MessageFns<Sandbox_Runtime> = {
+  encode(message: Sandbox_Runtime, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.name !== "") {
+      writer.uint32(10).string(message.name);
+    }
+    if (message.options !== undefined) {
+      Any.encode(message.options, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Sandbox_Runtime {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSandbox_Runtime();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.options = Any.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<Sandbox_Runtime>, I>>(base?: I): Sandbox_Runtime {
+    return Sandbox_Runtime.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<Sandbox_Runtime>, I>>(object: I): Sandbox_Runtime {
+    const message = createBaseSandbox_Runtime();
+    message.name = object.name ?? "";
+    message.options = (object.options !== undefined && object.options !== null)
+      ? Any.fromPartial(object.options)
+      : undefined;
     return message;
   },
 };
@@ -220,6 +367,82 @@ export const Sandbox_LabelsEntry: MessageFns<Sandbox_LabelsEntry> = {
     const message = createBaseSandbox_LabelsEntry();
     message.key = object.key ?? "";
     message.value = object.value ?? "";
+    return message;
+  },
+};
+
+function createBaseSandbox_ExtensionsEntry(): Sandbox_ExtensionsEntry {
+  return { key: "", value: undefined };
+}
+
+export const Sandbox_ExtensionsEntry: MessageFns<Sandbox_ExtensionsEntry> = {
+  encode(
+    message: Sandbox_ExtensionsEntry,
+    writer: BinaryWriter = new BinaryWriter(),
+  ): BinaryWriter {
+    if (message.key !== "") {
+      writer.uint32(10).string(message.key);
+    }
+    if (message.value !== undefined) {
+      Any.encode(message.value, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Sandbox_ExtensionsEntry {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSandbox_ExtensionsEntry();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.key = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.value = Any.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<Sandbox_ExtensionsEntry>, I>>(
+    base?: I,
+  ): Sandbox_ExtensionsEntry {
+    return Sandbox_ExtensionsEntry.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<Sandbox_ExtensionsEntry>, I>>(
+    object: I,
+  ): Sandbox_ExtensionsEntry {
+    const message = createBaseSandbox_ExtensionsEntry();
+    message.key = object.key ?? "";
+    message.value = (object.value !== undefined && object.value !== null)
+      ? Any.fromPartial(object.value)
+      : undefined;
     return message;
   },
 };

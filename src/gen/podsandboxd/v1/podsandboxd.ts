@@ -49,6 +49,8 @@ export enum ExitSource {
   EXIT_SOURCE_UNREADABLE = 3,
   /** EXIT_SOURCE_TASK_MISSING - The task was already gone when the agent looked: the status is not known. */
   EXIT_SOURCE_TASK_MISSING = 4,
+  /** EXIT_SOURCE_SHIM - The sandbox's shim answered a Wait for its init process (also while containerd was down). */
+  EXIT_SOURCE_SHIM = 5,
   UNRECOGNIZED = -1,
 }
 
@@ -79,6 +81,12 @@ export interface Sandbox {
   podName: string;
   podNamespace: string;
   podUid: string;
+  /**
+   * False while the sandbox runs and when exited_at is when the agent learned of the exit
+   * rather than the exit's own time (containerd gave no usable time, or the exit was
+   * inferred); exit_reason then says why.
+   */
+  exitTimeKnown: boolean;
   /**
    * The sandbox controller that owns the sandbox in containerd's sandbox store
    * ("podsandbox": containerd 2.x's built-in one, for CRI pods); empty when the store does
@@ -138,7 +146,10 @@ export interface WatchEvent {
     | undefined;
   /** Part of the initial snapshot rather than a change. */
   snapshot: boolean;
-  /** The record expired (retention) and is gone from the store. */
+  /**
+   * The record is gone from the store: it expired (retention), or a newer container
+   * with the same id replaced it (the new record follows).
+   */
   removed: boolean;
 }
 
@@ -160,6 +171,7 @@ function createBaseSandbox(): Sandbox {
     podName: "",
     podNamespace: "",
     podUid: "",
+    exitTimeKnown: false,
     sandboxer: undefined,
   };
 }
@@ -213,6 +225,9 @@ export const Sandbox: MessageFns<Sandbox> = {
     }
     if (message.podUid !== "") {
       writer.uint32(130).string(message.podUid);
+    }
+    if (message.exitTimeKnown !== false) {
+      writer.uint32(136).bool(message.exitTimeKnown);
     }
     if (message.sandboxer !== undefined) {
       writer.uint32(146).string(message.sandboxer);
@@ -364,6 +379,14 @@ export const Sandbox: MessageFns<Sandbox> = {
             message.podUid = reader.string();
             continue;
           }
+          case 17: {
+            if (tag !== 136) {
+              break;
+            }
+
+            message.exitTimeKnown = reader.bool();
+            continue;
+          }
           case 18: {
             if (tag !== 146) {
               break;
@@ -421,6 +444,7 @@ export const Sandbox: MessageFns<Sandbox> = {
     message.podName = object.podName ?? "";
     message.podNamespace = object.podNamespace ?? "";
     message.podUid = object.podUid ?? "";
+    message.exitTimeKnown = object.exitTimeKnown ?? false;
     message.sandboxer = object.sandboxer ?? undefined;
     return message;
   },

@@ -24,14 +24,16 @@ export const protobufPackage = "runtime.v1";
 export const protobufFileName = "cri/runtime/v1/api.proto";
 
 /**
- * The part of the Kubernetes Container Runtime Interface (CRI, runtime.v1) that the
- * tests drive the way a kubelet does: pod sandbox life cycle and readiness. Written for this
- * project; package, service, message names and field numbers follow the public
- * cri-api so the bytes on the wire are the kubelet's. Fields we never set or read are
- * left out (a decoder skips them). Left out on purpose: the int64 nanosecond
- * timestamps (PodSandbox.created_at, PodSandboxStatusResponse.timestamp), which exceed
- * JavaScript's safe integers and would make the generated decoder (forceLong=number)
- * throw.
+ * The part of the Kubernetes Container Runtime Interface (CRI, runtime.v1) podsandboxd
+ * speaks: the pod sandbox life cycle and readiness the tests drive the way a kubelet does, and the
+ * PodSandboxConfig containerd's CRI hands a sandbox controller (Create's options), whose
+ * fields podsandboxd's sandbox runtime reads. Written for this project; package,
+ * service, message names and field numbers follow the public cri-api so the bytes on
+ * the wire are the kubelet's. Fields we never set or read are left out (a decoder skips
+ * them: Windows config, AppArmor, the supplemental groups policy). Left out on purpose:
+ * the int64 nanosecond timestamps (PodSandbox.created_at,
+ * PodSandboxStatusResponse.timestamp), which exceed JavaScript's safe integers and would
+ * make the generated decoder (forceLong=number) throw.
  */
 
 /** Whose Linux namespace a pod uses. */
@@ -44,6 +46,13 @@ export enum NamespaceMode {
   NODE = 2,
   /** TARGET - Another container's namespace (NamespaceOption.target_id). */
   TARGET = 3,
+  UNRECOGNIZED = -1,
+}
+
+export enum Protocol {
+  TCP = 0,
+  UDP = 1,
+  SCTP = 2,
   UNRECOGNIZED = -1,
 }
 
@@ -95,17 +104,115 @@ export interface NamespaceOption {
   network: NamespaceMode;
   pid: NamespaceMode;
   ipc: NamespaceMode;
+  /** The container whose namespace TARGET mode joins. */
   targetId: string;
+  /** Absent: no user namespace. */
+  usernsOptions: UserNamespace | undefined;
+}
+
+export interface UserNamespace {
+  /** NODE (the host's) or POD (a namespace of the pod's own, with these mappings). */
+  mode: NamespaceMode;
+  uids: IDMapping[];
+  gids: IDMapping[];
+}
+
+export interface IDMapping {
+  hostId: number;
+  containerId: number;
+  length: number;
+}
+
+/** Tells an unset value from 0 (run_as_user 0 is root). */
+export interface Int64Value {
+  value: number;
+}
+
+export interface SELinuxOption {
+  user: string;
+  role: string;
+  type: string;
+  level: string;
+}
+
+export interface SecurityProfile {
+  profileType: SecurityProfile_ProfileType;
+  localhostRef: string;
+}
+
+export enum SecurityProfile_ProfileType {
+  RuntimeDefault = 0,
+  Unconfined = 1,
+  /** Localhost - A profile file on the node, named by localhost_ref. */
+  Localhost = 2,
+  UNRECOGNIZED = -1,
 }
 
 export interface LinuxSandboxSecurityContext {
   namespaceOptions: NamespaceOption | undefined;
+  selinuxOptions: SELinuxOption | undefined;
+  runAsUser: Int64Value | undefined;
+  readonlyRootfs: boolean;
+  supplementalGroups: number[];
   privileged: boolean;
+  /** Deprecated upstream in favour of `seccomp`; still honoured when that is unset. */
+  seccompProfilePath: string;
+  runAsGroup: Int64Value | undefined;
+  seccomp: SecurityProfile | undefined;
+}
+
+export interface LinuxContainerResources {
+  cpuPeriod: number;
+  cpuQuota: number;
+  cpuShares: number;
+  memoryLimitInBytes: number;
+  oomScoreAdj: number;
+  cpusetCpus: string;
+  cpusetMems: string;
+  hugepageLimits: HugepageLimit[];
+  unified: { [key: string]: string };
+  memorySwapLimitInBytes: number;
+}
+
+export interface LinuxContainerResources_UnifiedEntry {
+  key: string;
+  value: string;
+}
+
+export interface HugepageLimit {
+  pageSize: string;
+  limit: number;
 }
 
 export interface LinuxPodSandboxConfig {
   cgroupParent: string;
   securityContext: LinuxSandboxSecurityContext | undefined;
+  sysctls: { [key: string]: string };
+  /** What the pod's runtime costs on top of its containers. */
+  overhead:
+    | LinuxContainerResources
+    | undefined;
+  /** The pod's total resources (containers plus overhead). */
+  resources: LinuxContainerResources | undefined;
+}
+
+export interface LinuxPodSandboxConfig_SysctlsEntry {
+  key: string;
+  value: string;
+}
+
+export interface DNSConfig {
+  servers: string[];
+  searches: string[];
+  /** resolv.conf options, e.g. "ndots:5". */
+  options: string[];
+}
+
+export interface PortMapping {
+  protocol: Protocol;
+  containerPort: number;
+  hostPort: number;
+  hostIp: string;
 }
 
 /** Identifies the pod a sandbox belongs to. */
@@ -124,6 +231,9 @@ export interface PodSandboxConfig {
   hostname: string;
   /** Host directory for the pod's container logs. */
   logDirectory: string;
+  /** Absent: the pod uses the node's resolv.conf. */
+  dnsConfig: DNSConfig | undefined;
+  portMappings: PortMapping[];
   labels: { [key: string]: string };
   annotations: { [key: string]: string };
   linux: LinuxPodSandboxConfig | undefined;
@@ -749,7 +859,7 @@ export const VersionResponse: MessageFns<VersionResponse> = {
 };
 
 function createBaseNamespaceOption(): NamespaceOption {
-  return { network: 0, pid: 0, ipc: 0, targetId: "" };
+  return { network: 0, pid: 0, ipc: 0, targetId: "", usernsOptions: undefined };
 }
 
 export const NamespaceOption: MessageFns<NamespaceOption> = {
@@ -765,6 +875,9 @@ export const NamespaceOption: MessageFns<NamespaceOption> = {
     }
     if (message.targetId !== "") {
       writer.uint32(34).string(message.targetId);
+    }
+    if (message.usernsOptions !== undefined) {
+      UserNamespace.encode(message.usernsOptions, writer.uint32(42).fork()).join();
     }
     return writer;
   },
@@ -814,6 +927,14 @@ export const NamespaceOption: MessageFns<NamespaceOption> = {
             message.targetId = reader.string();
             continue;
           }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.usernsOptions = UserNamespace.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -835,12 +956,396 @@ export const NamespaceOption: MessageFns<NamespaceOption> = {
     message.pid = object.pid ?? 0;
     message.ipc = object.ipc ?? 0;
     message.targetId = object.targetId ?? "";
+    message.usernsOptions = (object.usernsOptions !== undefined && object.usernsOptions !== null)
+      ? UserNamespace.fromPartial(object.usernsOptions)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseUserNamespace(): UserNamespace {
+  return { mode: 0, uids: [], gids: [] };
+}
+
+export const UserNamespace: MessageFns<UserNamespace> = {
+  encode(message: UserNamespace, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.mode !== 0) {
+      writer.uint32(8).int32(message.mode);
+    }
+    for (const v of message.uids) {
+      IDMapping.encode(v!, writer.uint32(18).fork()).join();
+    }
+    for (const v of message.gids) {
+      IDMapping.encode(v!, writer.uint32(26).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): UserNamespace {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseUserNamespace();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.mode = reader.int32() as any;
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.uids.push(IDMapping.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.gids.push(IDMapping.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<UserNamespace>, I>>(base?: I): UserNamespace {
+    return UserNamespace.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<UserNamespace>, I>>(object: I): UserNamespace {
+    const message = createBaseUserNamespace();
+    message.mode = object.mode ?? 0;
+    message.uids = object.uids?.map((e) => IDMapping.fromPartial(e)) || [];
+    message.gids = object.gids?.map((e) => IDMapping.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseIDMapping(): IDMapping {
+  return { hostId: 0, containerId: 0, length: 0 };
+}
+
+export const IDMapping: MessageFns<IDMapping> = {
+  encode(message: IDMapping, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.hostId !== 0) {
+      writer.uint32(8).uint32(message.hostId);
+    }
+    if (message.containerId !== 0) {
+      writer.uint32(16).uint32(message.containerId);
+    }
+    if (message.length !== 0) {
+      writer.uint32(24).uint32(message.length);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): IDMapping {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseIDMapping();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.hostId = reader.uint32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.containerId = reader.uint32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.length = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<IDMapping>, I>>(base?: I): IDMapping {
+    return IDMapping.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<IDMapping>, I>>(object: I): IDMapping {
+    const message = createBaseIDMapping();
+    message.hostId = object.hostId ?? 0;
+    message.containerId = object.containerId ?? 0;
+    message.length = object.length ?? 0;
+    return message;
+  },
+};
+
+function createBaseInt64Value(): Int64Value {
+  return { value: 0 };
+}
+
+export const Int64Value: MessageFns<Int64Value> = {
+  encode(message: Int64Value, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.value !== 0) {
+      writer.uint32(8).int64(message.value);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Int64Value {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseInt64Value();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.value = longToNumber(reader.int64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<Int64Value>, I>>(base?: I): Int64Value {
+    return Int64Value.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<Int64Value>, I>>(object: I): Int64Value {
+    const message = createBaseInt64Value();
+    message.value = object.value ?? 0;
+    return message;
+  },
+};
+
+function createBaseSELinuxOption(): SELinuxOption {
+  return { user: "", role: "", type: "", level: "" };
+}
+
+export const SELinuxOption: MessageFns<SELinuxOption> = {
+  encode(message: SELinuxOption, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.user !== "") {
+      writer.uint32(10).string(message.user);
+    }
+    if (message.role !== "") {
+      writer.uint32(18).string(message.role);
+    }
+    if (message.type !== "") {
+      writer.uint32(26).string(message.type);
+    }
+    if (message.level !== "") {
+      writer.uint32(34).string(message.level);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SELinuxOption {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSELinuxOption();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.user = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.role = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.type = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.level = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<SELinuxOption>, I>>(base?: I): SELinuxOption {
+    return SELinuxOption.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<SELinuxOption>, I>>(object: I): SELinuxOption {
+    const message = createBaseSELinuxOption();
+    message.user = object.user ?? "";
+    message.role = object.role ?? "";
+    message.type = object.type ?? "";
+    message.level = object.level ?? "";
+    return message;
+  },
+};
+
+function createBaseSecurityProfile(): SecurityProfile {
+  return { profileType: 0, localhostRef: "" };
+}
+
+export const SecurityProfile: MessageFns<SecurityProfile> = {
+  encode(message: SecurityProfile, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.profileType !== 0) {
+      writer.uint32(8).int32(message.profileType);
+    }
+    if (message.localhostRef !== "") {
+      writer.uint32(18).string(message.localhostRef);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SecurityProfile {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSecurityProfile();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.profileType = reader.int32() as any;
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.localhostRef = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<SecurityProfile>, I>>(base?: I): SecurityProfile {
+    return SecurityProfile.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<SecurityProfile>, I>>(object: I): SecurityProfile {
+    const message = createBaseSecurityProfile();
+    message.profileType = object.profileType ?? 0;
+    message.localhostRef = object.localhostRef ?? "";
     return message;
   },
 };
 
 function createBaseLinuxSandboxSecurityContext(): LinuxSandboxSecurityContext {
-  return { namespaceOptions: undefined, privileged: false };
+  return {
+    namespaceOptions: undefined,
+    selinuxOptions: undefined,
+    runAsUser: undefined,
+    readonlyRootfs: false,
+    supplementalGroups: [],
+    privileged: false,
+    seccompProfilePath: "",
+    runAsGroup: undefined,
+    seccomp: undefined,
+  };
 }
 
 export const LinuxSandboxSecurityContext: MessageFns<LinuxSandboxSecurityContext> = {
@@ -851,8 +1356,33 @@ export const LinuxSandboxSecurityContext: MessageFns<LinuxSandboxSecurityContext
     if (message.namespaceOptions !== undefined) {
       NamespaceOption.encode(message.namespaceOptions, writer.uint32(10).fork()).join();
     }
+    if (message.selinuxOptions !== undefined) {
+      SELinuxOption.encode(message.selinuxOptions, writer.uint32(18).fork()).join();
+    }
+    if (message.runAsUser !== undefined) {
+      Int64Value.encode(message.runAsUser, writer.uint32(26).fork()).join();
+    }
+    if (message.readonlyRootfs !== false) {
+      writer.uint32(32).bool(message.readonlyRootfs);
+    }
+    if (message.supplementalGroups.length !== 0) {
+      writer.uint32(42).fork();
+      for (const v of message.supplementalGroups) {
+        writer.int64(v);
+      }
+      writer.join();
+    }
     if (message.privileged !== false) {
       writer.uint32(48).bool(message.privileged);
+    }
+    if (message.seccompProfilePath !== "") {
+      writer.uint32(58).string(message.seccompProfilePath);
+    }
+    if (message.runAsGroup !== undefined) {
+      Int64Value.encode(message.runAsGroup, writer.uint32(66).fork()).join();
+    }
+    if (message.seccomp !== undefined) {
+      SecurityProfile.encode(message.seccomp, writer.uint32(74).fork()).join();
     }
     return writer;
   },
@@ -878,12 +1408,78 @@ export const LinuxSandboxSecurityContext: MessageFns<LinuxSandboxSecurityContext
             message.namespaceOptions = NamespaceOption.decode(reader, reader.uint32());
             continue;
           }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.selinuxOptions = SELinuxOption.decode(reader, reader.uint32());
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.runAsUser = Int64Value.decode(reader, reader.uint32());
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.readonlyRootfs = reader.bool();
+            continue;
+          }
+          case 5: {
+            if (tag === 40) {
+              message.supplementalGroups.push(longToNumber(reader.int64()));
+
+              continue;
+            }
+
+            if (tag === 42) {
+              const end2 = reader.uint32() + reader.pos;
+              while (reader.pos < end2) {
+                message.supplementalGroups.push(longToNumber(reader.int64()));
+              }
+
+              continue;
+            }
+
+            break;
+          }
           case 6: {
             if (tag !== 48) {
               break;
             }
 
             message.privileged = reader.bool();
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.seccompProfilePath = reader.string();
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.runAsGroup = Int64Value.decode(reader, reader.uint32());
+            continue;
+          }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.seccomp = SecurityProfile.decode(reader, reader.uint32());
             continue;
           }
         }
@@ -911,13 +1507,373 @@ export const LinuxSandboxSecurityContext: MessageFns<LinuxSandboxSecurityContext
       (object.namespaceOptions !== undefined && object.namespaceOptions !== null)
         ? NamespaceOption.fromPartial(object.namespaceOptions)
         : undefined;
+    message.selinuxOptions = (object.selinuxOptions !== undefined && object.selinuxOptions !== null)
+      ? SELinuxOption.fromPartial(object.selinuxOptions)
+      : undefined;
+    message.runAsUser = (object.runAsUser !== undefined && object.runAsUser !== null)
+      ? Int64Value.fromPartial(object.runAsUser)
+      : undefined;
+    message.readonlyRootfs = object.readonlyRootfs ?? false;
+    message.supplementalGroups = object.supplementalGroups?.map((e) => e) || [];
     message.privileged = object.privileged ?? false;
+    message.seccompProfilePath = object.seccompProfilePath ?? "";
+    message.runAsGroup = (object.runAsGroup !== undefined && object.runAsGroup !== null)
+      ? Int64Value.fromPartial(object.runAsGroup)
+      : undefined;
+    message.seccomp = (object.seccomp !== undefined && object.seccomp !== null)
+      ? SecurityProfile.fromPartial(object.seccomp)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseLinuxContainerResources(): LinuxContainerResources {
+  return {
+    cpuPeriod: 0,
+    cpuQuota: 0,
+    cpuShares: 0,
+    memoryLimitInBytes: 0,
+    oomScoreAdj: 0,
+    cpusetCpus: "",
+    cpusetMems: "",
+    hugepageLimits: [],
+    unified: {},
+    memorySwapLimitInBytes: 0,
+  };
+}
+
+export const LinuxContainerResources: MessageFns<LinuxContainerResources> = {
+  encode(
+    message: LinuxContainerResources,
+    writer: BinaryWriter = new BinaryWriter(),
+  ): BinaryWriter {
+    if (message.cpuPeriod !== 0) {
+      writer.uint32(8).int64(message.cpuPeriod);
+    }
+    if (message.cpuQuota !== 0) {
+      writer.uint32(16).int64(message.cpuQuota);
+    }
+    if (message.cpuShares !== 0) {
+      writer.uint32(24).int64(message.cpuShares);
+    }
+    if (message.memoryLimitInBytes !== 0) {
+      writer.uint32(32).int64(message.memoryLimitInBytes);
+    }
+    if (message.oomScoreAdj !== 0) {
+      writer.uint32(40).int64(message.oomScoreAdj);
+    }
+    if (message.cpusetCpus !== "") {
+      writer.uint32(50).string(message.cpusetCpus);
+    }
+    if (message.cpusetMems !== "") {
+      writer.uint32(58).string(message.cpusetMems);
+    }
+    for (const v of message.hugepageLimits) {
+      HugepageLimit.encode(v!, writer.uint32(66).fork()).join();
+    }
+    globalThis.Object.entries(message.unified).forEach(([key, value]: [string, string]) => {
+      LinuxContainerResources_UnifiedEntry.encode(
+        { key: key as any, value },
+        writer.uint32(74).fork(),
+      ).join();
+    });
+    if (message.memorySwapLimitInBytes !== 0) {
+      writer.uint32(80).int64(message.memorySwapLimitInBytes);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): LinuxContainerResources {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseLinuxContainerResources();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.cpuPeriod = longToNumber(reader.int64());
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.cpuQuota = longToNumber(reader.int64());
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.cpuShares = longToNumber(reader.int64());
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.memoryLimitInBytes = longToNumber(reader.int64());
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.oomScoreAdj = longToNumber(reader.int64());
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.cpusetCpus = reader.string();
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.cpusetMems = reader.string();
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.hugepageLimits.push(HugepageLimit.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            const entry9 = LinuxContainerResources_UnifiedEntry.decode(reader, reader.uint32());
+            if (entry9.value !== undefined) {
+              message.unified[entry9.key] = entry9.value;
+            }
+            continue;
+          }
+          case 10: {
+            if (tag !== 80) {
+              break;
+            }
+
+            message.memorySwapLimitInBytes = longToNumber(reader.int64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<LinuxContainerResources>, I>>(
+    base?: I,
+  ): LinuxContainerResources {
+    return LinuxContainerResources.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<LinuxContainerResources>, I>>(
+    object: I,
+  ): LinuxContainerResources {
+    const message = createBaseLinuxContainerResources();
+    message.cpuPeriod = object.cpuPeriod ?? 0;
+    message.cpuQuota = object.cpuQuota ?? 0;
+    message.cpuShares = object.cpuShares ?? 0;
+    message.memoryLimitInBytes = object.memoryLimitInBytes ?? 0;
+    message.oomScoreAdj = object.oomScoreAdj ?? 0;
+    message.cpusetCpus = object.cpusetCpus ?? "";
+    message.cpusetMems = object.cpusetMems ?? "";
+    message.hugepageLimits = object.hugepageLimits?.map((e) => HugepageLimit.fromPartial(e)) || [];
+    message.unified = (globalThis.Object.entries(object.unified ?? {}) as [string, string][])
+      .reduce(
+        (acc: { [key: string]: string }, [key, value]: [string, string]) => {
+          if (value !== undefined) {
+            acc[key] = globalThis.String(value);
+          }
+          return acc;
+        },
+        {},
+      );
+    message.memorySwapLimitInBytes = object.memorySwapLimitInBytes ?? 0;
+    return message;
+  },
+};
+
+function createBaseLinuxContainerResources_UnifiedEntry(): LinuxContainerResources_UnifiedEntry {
+  return { key: "", value: "" };
+}
+
+export const LinuxContainerResources_UnifiedEntry: MessageFns<
+  LinuxContainerResources_UnifiedEntry
+> = {
+  encode(
+    message: LinuxContainerResources_UnifiedEntry,
+    writer: BinaryWriter = new BinaryWriter(),
+  ): BinaryWriter {
+    if (message.key !== "") {
+      writer.uint32(10).string(message.key);
+    }
+    if (message.value !== "") {
+      writer.uint32(18).string(message.value);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): LinuxContainerResources_UnifiedEntry {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseLinuxContainerResources_UnifiedEntry();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.key = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.value = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<LinuxContainerResources_UnifiedEntry>, I>>(
+    base?: I,
+  ): LinuxContainerResources_UnifiedEntry {
+    return LinuxContainerResources_UnifiedEntry.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<LinuxContainerResources_UnifiedEntry>, I>>(
+    object: I,
+  ): LinuxContainerResources_UnifiedEntry {
+    const message = createBaseLinuxContainerResources_UnifiedEntry();
+    message.key = object.key ?? "";
+    message.value = object.value ?? "";
+    return message;
+  },
+};
+
+function createBaseHugepageLimit(): HugepageLimit {
+  return { pageSize: "", limit: 0 };
+}
+
+export const HugepageLimit: MessageFns<HugepageLimit> = {
+  encode(message: HugepageLimit, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.pageSize !== "") {
+      writer.uint32(10).string(message.pageSize);
+    }
+    if (message.limit !== 0) {
+      writer.uint32(16).uint64(message.limit);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): HugepageLimit {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseHugepageLimit();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.pageSize = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.limit = longToNumber(reader.uint64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<HugepageLimit>, I>>(base?: I): HugepageLimit {
+    return HugepageLimit.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<HugepageLimit>, I>>(object: I): HugepageLimit {
+    const message = createBaseHugepageLimit();
+    message.pageSize = object.pageSize ?? "";
+    message.limit = object.limit ?? 0;
     return message;
   },
 };
 
 function createBaseLinuxPodSandboxConfig(): LinuxPodSandboxConfig {
-  return { cgroupParent: "", securityContext: undefined };
+  return {
+    cgroupParent: "",
+    securityContext: undefined,
+    sysctls: {},
+    overhead: undefined,
+    resources: undefined,
+  };
 }
 
 export const LinuxPodSandboxConfig: MessageFns<LinuxPodSandboxConfig> = {
@@ -927,6 +1883,18 @@ export const LinuxPodSandboxConfig: MessageFns<LinuxPodSandboxConfig> = {
     }
     if (message.securityContext !== undefined) {
       LinuxSandboxSecurityContext.encode(message.securityContext, writer.uint32(18).fork()).join();
+    }
+    globalThis.Object.entries(message.sysctls).forEach(([key, value]: [string, string]) => {
+      LinuxPodSandboxConfig_SysctlsEntry.encode(
+        { key: key as any, value },
+        writer.uint32(26).fork(),
+      ).join();
+    });
+    if (message.overhead !== undefined) {
+      LinuxContainerResources.encode(message.overhead, writer.uint32(34).fork()).join();
+    }
+    if (message.resources !== undefined) {
+      LinuxContainerResources.encode(message.resources, writer.uint32(42).fork()).join();
     }
     return writer;
   },
@@ -960,6 +1928,33 @@ export const LinuxPodSandboxConfig: MessageFns<LinuxPodSandboxConfig> = {
             message.securityContext = LinuxSandboxSecurityContext.decode(reader, reader.uint32());
             continue;
           }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            const entry3 = LinuxPodSandboxConfig_SysctlsEntry.decode(reader, reader.uint32());
+            if (entry3.value !== undefined) {
+              message.sysctls[entry3.key] = entry3.value;
+            }
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.overhead = LinuxContainerResources.decode(reader, reader.uint32());
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.resources = LinuxContainerResources.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -984,6 +1979,266 @@ export const LinuxPodSandboxConfig: MessageFns<LinuxPodSandboxConfig> = {
       (object.securityContext !== undefined && object.securityContext !== null)
         ? LinuxSandboxSecurityContext.fromPartial(object.securityContext)
         : undefined;
+    message.sysctls = (globalThis.Object.entries(object.sysctls ?? {}) as [string, string][])
+      .reduce(
+        (acc: { [key: string]: string }, [key, value]: [string, string]) => {
+          if (value !== undefined) {
+            acc[key] = globalThis.String(value);
+          }
+          return acc;
+        },
+        {},
+      );
+    message.overhead = (object.overhead !== undefined && object.overhead !== null)
+      ? LinuxContainerResources.fromPartial(object.overhead)
+      : undefined;
+    message.resources = (object.resources !== undefined && object.resources !== null)
+      ? LinuxContainerResources.fromPartial(object.resources)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseLinuxPodSandboxConfig_SysctlsEntry(): LinuxPodSandboxConfig_SysctlsEntry {
+  return { key: "", value: "" };
+}
+
+export const LinuxPodSandboxConfig_SysctlsEntry: MessageFns<LinuxPodSandboxConfig_SysctlsEntry> = {
+  encode(
+    message: LinuxPodSandboxConfig_SysctlsEntry,
+    writer: BinaryWriter = new BinaryWriter(),
+  ): BinaryWriter {
+    if (message.key !== "") {
+      writer.uint32(10).string(message.key);
+    }
+    if (message.value !== "") {
+      writer.uint32(18).string(message.value);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): LinuxPodSandboxConfig_SysctlsEntry {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseLinuxPodSandboxConfig_SysctlsEntry();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.key = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.value = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<LinuxPodSandboxConfig_SysctlsEntry>, I>>(
+    base?: I,
+  ): LinuxPodSandboxConfig_SysctlsEntry {
+    return LinuxPodSandboxConfig_SysctlsEntry.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<LinuxPodSandboxConfig_SysctlsEntry>, I>>(
+    object: I,
+  ): LinuxPodSandboxConfig_SysctlsEntry {
+    const message = createBaseLinuxPodSandboxConfig_SysctlsEntry();
+    message.key = object.key ?? "";
+    message.value = object.value ?? "";
+    return message;
+  },
+};
+
+function createBaseDNSConfig(): DNSConfig {
+  return { servers: [], searches: [], options: [] };
+}
+
+export const DNSConfig: MessageFns<DNSConfig> = {
+  encode(message: DNSConfig, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.servers) {
+      writer.uint32(10).string(v!);
+    }
+    for (const v of message.searches) {
+      writer.uint32(18).string(v!);
+    }
+    for (const v of message.options) {
+      writer.uint32(26).string(v!);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DNSConfig {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDNSConfig();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.servers.push(reader.string());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.searches.push(reader.string());
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.options.push(reader.string());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<DNSConfig>, I>>(base?: I): DNSConfig {
+    return DNSConfig.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<DNSConfig>, I>>(object: I): DNSConfig {
+    const message = createBaseDNSConfig();
+    message.servers = object.servers?.map((e) => e) || [];
+    message.searches = object.searches?.map((e) => e) || [];
+    message.options = object.options?.map((e) => e) || [];
+    return message;
+  },
+};
+
+function createBasePortMapping(): PortMapping {
+  return { protocol: 0, containerPort: 0, hostPort: 0, hostIp: "" };
+}
+
+export const PortMapping: MessageFns<PortMapping> = {
+  encode(message: PortMapping, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.protocol !== 0) {
+      writer.uint32(8).int32(message.protocol);
+    }
+    if (message.containerPort !== 0) {
+      writer.uint32(16).int32(message.containerPort);
+    }
+    if (message.hostPort !== 0) {
+      writer.uint32(24).int32(message.hostPort);
+    }
+    if (message.hostIp !== "") {
+      writer.uint32(34).string(message.hostIp);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): PortMapping {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBasePortMapping();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.protocol = reader.int32() as any;
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.containerPort = reader.int32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.hostPort = reader.int32();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.hostIp = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<PortMapping>, I>>(base?: I): PortMapping {
+    return PortMapping.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<PortMapping>, I>>(object: I): PortMapping {
+    const message = createBasePortMapping();
+    message.protocol = object.protocol ?? 0;
+    message.containerPort = object.containerPort ?? 0;
+    message.hostPort = object.hostPort ?? 0;
+    message.hostIp = object.hostIp ?? "";
     return message;
   },
 };
@@ -1084,6 +2339,8 @@ function createBasePodSandboxConfig(): PodSandboxConfig {
     metadata: undefined,
     hostname: "",
     logDirectory: "",
+    dnsConfig: undefined,
+    portMappings: [],
     labels: {},
     annotations: {},
     linux: undefined,
@@ -1100,6 +2357,12 @@ export const PodSandboxConfig: MessageFns<PodSandboxConfig> = {
     }
     if (message.logDirectory !== "") {
       writer.uint32(26).string(message.logDirectory);
+    }
+    if (message.dnsConfig !== undefined) {
+      DNSConfig.encode(message.dnsConfig, writer.uint32(34).fork()).join();
+    }
+    for (const v of message.portMappings) {
+      PortMapping.encode(v!, writer.uint32(42).fork()).join();
     }
     globalThis.Object.entries(message.labels).forEach(([key, value]: [string, string]) => {
       PodSandboxConfig_LabelsEntry.encode({ key: key as any, value }, writer.uint32(50).fork())
@@ -1150,6 +2413,22 @@ export const PodSandboxConfig: MessageFns<PodSandboxConfig> = {
             }
 
             message.logDirectory = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.dnsConfig = DNSConfig.decode(reader, reader.uint32());
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.portMappings.push(PortMapping.decode(reader, reader.uint32()));
             continue;
           }
           case 6: {
@@ -1204,6 +2483,10 @@ export const PodSandboxConfig: MessageFns<PodSandboxConfig> = {
       : undefined;
     message.hostname = object.hostname ?? "";
     message.logDirectory = object.logDirectory ?? "";
+    message.dnsConfig = (object.dnsConfig !== undefined && object.dnsConfig !== null)
+      ? DNSConfig.fromPartial(object.dnsConfig)
+      : undefined;
+    message.portMappings = object.portMappings?.map((e) => PortMapping.fromPartial(e)) || [];
     message.labels = (globalThis.Object.entries(object.labels ?? {}) as [string, string][]).reduce(
       (acc: { [key: string]: string }, [key, value]: [string, string]) => {
         if (value !== undefined) {
@@ -3126,6 +4409,17 @@ export type DeepPartial<T> = T extends Builtin ? T
 type KeysOfUnion<T> = T extends T ? keyof T : never;
 export type Exact<P, I extends P> = P extends Builtin ? P
   : P & { [K in keyof P]: Exact<P[K], I[K]> } & { [K in Exclude<keyof I, KeysOfUnion<P>>]: never };
+
+function longToNumber(int64: { toString(): string }): number {
+  const num = globalThis.Number(int64.toString());
+  if (num > globalThis.Number.MAX_SAFE_INTEGER) {
+    throw new globalThis.Error("Value is larger than Number.MAX_SAFE_INTEGER");
+  }
+  if (num < globalThis.Number.MIN_SAFE_INTEGER) {
+    throw new globalThis.Error("Value is smaller than Number.MIN_SAFE_INTEGER");
+  }
+  return num;
+}
 
 export interface MessageFns<T> {
   encode(message: T, writer?: BinaryWriter): BinaryWriter;

@@ -21,6 +21,7 @@ import {
   type UntypedServiceImplementation,
 } from "@grpc/grpc-js";
 import { Any } from "../../../../google/protobuf/any.ts";
+import { Empty } from "../../../../google/protobuf/empty.ts";
 import { Timestamp } from "../../../../google/protobuf/timestamp.ts";
 
 export const protobufPackage = "containerd.services.containers.v1";
@@ -31,11 +32,13 @@ export interface Container {
   id: string;
   labels: { [key: string]: string };
   image: string;
-  /** 4 (runtime) is not read. */
-  spec:
-    | Any
+  runtime:
+    | Container_Runtime
     | undefined;
-  /** 6-7 (snapshotter, snapshot key) are not read. */
+  /** The OCI runtime spec, JSON, type URL "types.containerd.io/opencontainers/runtime-spec/1/Spec". */
+  spec: Any | undefined;
+  snapshotter: string;
+  snapshotKey: string;
   createdAt: Timestamp | undefined;
   updatedAt: Timestamp | undefined;
   extensions: { [key: string]: Any };
@@ -44,6 +47,13 @@ export interface Container {
 export interface Container_LabelsEntry {
   key: string;
   value: string;
+}
+
+export interface Container_Runtime {
+  /** e.g. "io.containerd.runc.v2" */
+  name: string;
+  /** e.g. containerd.runc.v1.Options; passed through as the CRI gave it. */
+  options: Any | undefined;
 }
 
 export interface Container_ExtensionsEntry {
@@ -67,6 +77,18 @@ export interface ListContainersResponse {
   containers: Container[];
 }
 
+export interface CreateContainerRequest {
+  container: Container | undefined;
+}
+
+export interface CreateContainerResponse {
+  container: Container | undefined;
+}
+
+export interface DeleteContainerRequest {
+  id: string;
+}
+
 export interface ListContainerMessage {
   container: Container | undefined;
 }
@@ -76,7 +98,10 @@ function createBaseContainer(): Container {
     id: "",
     labels: {},
     image: "",
+    runtime: undefined,
     spec: undefined,
+    snapshotter: "",
+    snapshotKey: "",
     createdAt: undefined,
     updatedAt: undefined,
     extensions: {},
@@ -94,8 +119,17 @@ export const Container: MessageFns<Container> = {
     if (message.image !== "") {
       writer.uint32(26).string(message.image);
     }
+    if (message.runtime !== undefined) {
+      Container_Runtime.encode(message.runtime, writer.uint32(34).fork()).join();
+    }
     if (message.spec !== undefined) {
       Any.encode(message.spec, writer.uint32(42).fork()).join();
+    }
+    if (message.snapshotter !== "") {
+      writer.uint32(50).string(message.snapshotter);
+    }
+    if (message.snapshotKey !== "") {
+      writer.uint32(58).string(message.snapshotKey);
     }
     if (message.createdAt !== undefined) {
       Timestamp.encode(message.createdAt, writer.uint32(66).fork()).join();
@@ -149,12 +183,36 @@ export const Container: MessageFns<Container> = {
             message.image = reader.string();
             continue;
           }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.runtime = Container_Runtime.decode(reader, reader.uint32());
+            continue;
+          }
           case 5: {
             if (tag !== 42) {
               break;
             }
 
             message.spec = Any.decode(reader, reader.uint32());
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.snapshotter = reader.string();
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.snapshotKey = reader.string();
             continue;
           }
           case 8: {
@@ -212,9 +270,14 @@ export const Container: MessageFns<Container> = {
       {},
     );
     message.image = object.image ?? "";
+    message.runtime = (object.runtime !== undefined && object.runtime !== null)
+      ? Container_Runtime.fromPartial(object.runtime)
+      : undefined;
     message.spec = (object.spec !== undefined && object.spec !== null)
       ? Any.fromPartial(object.spec)
       : undefined;
+    message.snapshotter = object.snapshotter ?? "";
+    message.snapshotKey = object.snapshotKey ?? "";
     message.createdAt = (object.createdAt !== undefined && object.createdAt !== null)
       ? Timestamp.fromPartial(object.createdAt)
       : undefined;
@@ -300,6 +363,75 @@ export const Container_LabelsEntry: MessageFns<Container_LabelsEntry> = {
     const message = createBaseContainer_LabelsEntry();
     message.key = object.key ?? "";
     message.value = object.value ?? "";
+    return message;
+  },
+};
+
+function createBaseContainer_Runtime(): Container_Runtime {
+  return { name: "", options: undefined };
+}
+
+export const Container_Runtime: MessageFns<Container_Runtime> = {
+  encode(message: Container_Runtime, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.name !== "") {
+      writer.uint32(10).string(message.name);
+    }
+    if (message.options !== undefined) {
+      Any.encode(message.options, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Container_Runtime {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseContainer_Runtime();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.options = Any.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<Container_Runtime>, I>>(base?: I): Container_Runtime {
+    return Container_Runtime.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<Container_Runtime>, I>>(object: I): Container_Runtime {
+    const message = createBaseContainer_Runtime();
+    message.name = object.name ?? "";
+    message.options = (object.options !== undefined && object.options !== null)
+      ? Any.fromPartial(object.options)
+      : undefined;
     return message;
   },
 };
@@ -612,6 +744,190 @@ export const ListContainersResponse: MessageFns<ListContainersResponse> = {
   },
 };
 
+function createBaseCreateContainerRequest(): CreateContainerRequest {
+  return { container: undefined };
+}
+
+export const CreateContainerRequest: MessageFns<CreateContainerRequest> = {
+  encode(message: CreateContainerRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.container !== undefined) {
+      Container.encode(message.container, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CreateContainerRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCreateContainerRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.container = Container.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<CreateContainerRequest>, I>>(
+    base?: I,
+  ): CreateContainerRequest {
+    return CreateContainerRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<CreateContainerRequest>, I>>(
+    object: I,
+  ): CreateContainerRequest {
+    const message = createBaseCreateContainerRequest();
+    message.container = (object.container !== undefined && object.container !== null)
+      ? Container.fromPartial(object.container)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseCreateContainerResponse(): CreateContainerResponse {
+  return { container: undefined };
+}
+
+export const CreateContainerResponse: MessageFns<CreateContainerResponse> = {
+  encode(
+    message: CreateContainerResponse,
+    writer: BinaryWriter = new BinaryWriter(),
+  ): BinaryWriter {
+    if (message.container !== undefined) {
+      Container.encode(message.container, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CreateContainerResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCreateContainerResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.container = Container.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<CreateContainerResponse>, I>>(
+    base?: I,
+  ): CreateContainerResponse {
+    return CreateContainerResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<CreateContainerResponse>, I>>(
+    object: I,
+  ): CreateContainerResponse {
+    const message = createBaseCreateContainerResponse();
+    message.container = (object.container !== undefined && object.container !== null)
+      ? Container.fromPartial(object.container)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseDeleteContainerRequest(): DeleteContainerRequest {
+  return { id: "" };
+}
+
+export const DeleteContainerRequest: MessageFns<DeleteContainerRequest> = {
+  encode(message: DeleteContainerRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.id !== "") {
+      writer.uint32(10).string(message.id);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DeleteContainerRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDeleteContainerRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.id = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<DeleteContainerRequest>, I>>(
+    base?: I,
+  ): DeleteContainerRequest {
+    return DeleteContainerRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<DeleteContainerRequest>, I>>(
+    object: I,
+  ): DeleteContainerRequest {
+    const message = createBaseDeleteContainerRequest();
+    message.id = object.id ?? "";
+    return message;
+  },
+};
+
 function createBaseListContainerMessage(): ListContainerMessage {
   return { container: undefined };
 }
@@ -712,6 +1028,32 @@ export const ContainersService = {
     responseDeserialize: (value: Buffer): ListContainerMessage =>
       ListContainerMessage.decode(value),
   },
+  /** ALREADY_EXISTS for a taken id. */
+  create: {
+    path: "/containerd.services.containers.v1.Containers/Create" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: CreateContainerRequest): Buffer =>
+      Buffer.from(CreateContainerRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): CreateContainerRequest =>
+      CreateContainerRequest.decode(value),
+    responseSerialize: (value: CreateContainerResponse): Buffer =>
+      Buffer.from(CreateContainerResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): CreateContainerResponse =>
+      CreateContainerResponse.decode(value),
+  },
+  /** NOT_FOUND for an unknown id. Leaves the container's snapshot in place. */
+  delete: {
+    path: "/containerd.services.containers.v1.Containers/Delete" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: DeleteContainerRequest): Buffer =>
+      Buffer.from(DeleteContainerRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): DeleteContainerRequest =>
+      DeleteContainerRequest.decode(value),
+    responseSerialize: (value: Empty): Buffer => Buffer.from(Empty.encode(value).finish()),
+    responseDeserialize: (value: Buffer): Empty => Empty.decode(value),
+  },
 } as const;
 
 export interface ContainersServer extends UntypedServiceImplementation {
@@ -719,6 +1061,10 @@ export interface ContainersServer extends UntypedServiceImplementation {
   list: handleUnaryCall<ListContainersRequest, ListContainersResponse>;
   /** Streams the list: a unary List is capped by containerd's 16 MiB message limit. */
   listStream: handleServerStreamingCall<ListContainersRequest, ListContainerMessage>;
+  /** ALREADY_EXISTS for a taken id. */
+  create: handleUnaryCall<CreateContainerRequest, CreateContainerResponse>;
+  /** NOT_FOUND for an unknown id. Leaves the container's snapshot in place. */
+  delete: handleUnaryCall<DeleteContainerRequest, Empty>;
 }
 
 export interface ContainersClient extends Client {
@@ -762,6 +1108,38 @@ export interface ContainersClient extends Client {
     metadata?: Metadata,
     options?: Partial<CallOptions>,
   ): ClientReadableStream<ListContainerMessage>;
+  /** ALREADY_EXISTS for a taken id. */
+  create(
+    request: CreateContainerRequest,
+    callback: (error: ServiceError | null, response: CreateContainerResponse) => void,
+  ): ClientUnaryCall;
+  create(
+    request: CreateContainerRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: CreateContainerResponse) => void,
+  ): ClientUnaryCall;
+  create(
+    request: CreateContainerRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: CreateContainerResponse) => void,
+  ): ClientUnaryCall;
+  /** NOT_FOUND for an unknown id. Leaves the container's snapshot in place. */
+  delete(
+    request: DeleteContainerRequest,
+    callback: (error: ServiceError | null, response: Empty) => void,
+  ): ClientUnaryCall;
+  delete(
+    request: DeleteContainerRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: Empty) => void,
+  ): ClientUnaryCall;
+  delete(
+    request: DeleteContainerRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: Empty) => void,
+  ): ClientUnaryCall;
 }
 
 export const ContainersClient = makeGenericClientConstructor(

@@ -20,6 +20,7 @@ import {
 } from "@grpc/grpc-js";
 import { Any } from "../../../../google/protobuf/any.ts";
 import { Timestamp } from "../../../../google/protobuf/timestamp.ts";
+import { Mount } from "../../../types/mount.ts";
 import { Platform } from "../../../types/platform.ts";
 import { Sandbox } from "../../../types/sandbox.ts";
 
@@ -29,11 +30,11 @@ export const protobufFileName = "containerd/services/sandbox/v1/sandbox.proto";
 
 /**
  * containerd's sandbox API (containerd 1.7 and 2.x). The Controller is served by
- * podsandboxd: Platform, Wait and Status are implemented; the lifecycle calls answer
- * UNIMPLEMENTED because podsandboxd observes sandboxes and never creates or stops them.
- * Requests of those calls declare only the fields podsandboxd reads; protobuf skips the
- * rest. The Store is containerd's (read-only here: List and Get), where podsandboxd reads
- * which controller owns a sandbox; containerd 1.6 does not serve it.
+ * podsandboxd: Platform, Wait and Status answer for every sandbox the agent follows;
+ * Create, Start, Stop and Shutdown for the sandboxes it owns (serve --sandboxer NAME).
+ * The Store is containerd's (read-only here: List and Get), where podsandboxd reads
+ * which controller owns a sandbox; containerd 1.6 does not serve it. Messages declare
+ * only the fields podsandboxd reads or writes; protobuf skips the rest.
  */
 
 export interface StoreListRequest {
@@ -54,7 +55,18 @@ export interface StoreGetResponse {
 
 export interface ControllerCreateRequest {
   sandboxId: string;
+  rootfs: Mount[];
+  /** containerd's CRI: its runtime.v1.PodSandboxConfig. */
+  options: Any | undefined;
+  netnsPath: string;
+  annotations: { [key: string]: string };
+  sandbox: Sandbox | undefined;
   sandboxer: string;
+}
+
+export interface ControllerCreateRequest_AnnotationsEntry {
+  key: string;
+  value: string;
 }
 
 export interface ControllerCreateResponse {
@@ -69,6 +81,16 @@ export interface ControllerStartRequest {
 export interface ControllerStartResponse {
   sandboxId: string;
   pid: number;
+  createdAt: Timestamp | undefined;
+  labels: { [key: string]: string };
+  /** A task API endpoint of the sandbox; empty: containerd finds the pause task's shim. */
+  address: string;
+  version: number;
+}
+
+export interface ControllerStartResponse_LabelsEntry {
+  key: string;
+  value: string;
 }
 
 export interface ControllerPlatformRequest {
@@ -370,7 +392,15 @@ export const StoreGetResponse: MessageFns<StoreGetResponse> = {
 };
 
 function createBaseControllerCreateRequest(): ControllerCreateRequest {
-  return { sandboxId: "", sandboxer: "" };
+  return {
+    sandboxId: "",
+    rootfs: [],
+    options: undefined,
+    netnsPath: "",
+    annotations: {},
+    sandbox: undefined,
+    sandboxer: "",
+  };
 }
 
 export const ControllerCreateRequest: MessageFns<ControllerCreateRequest> = {
@@ -380,6 +410,24 @@ export const ControllerCreateRequest: MessageFns<ControllerCreateRequest> = {
   ): BinaryWriter {
     if (message.sandboxId !== "") {
       writer.uint32(10).string(message.sandboxId);
+    }
+    for (const v of message.rootfs) {
+      Mount.encode(v!, writer.uint32(18).fork()).join();
+    }
+    if (message.options !== undefined) {
+      Any.encode(message.options, writer.uint32(26).fork()).join();
+    }
+    if (message.netnsPath !== "") {
+      writer.uint32(34).string(message.netnsPath);
+    }
+    globalThis.Object.entries(message.annotations).forEach(([key, value]: [string, string]) => {
+      ControllerCreateRequest_AnnotationsEntry.encode(
+        { key: key as any, value },
+        writer.uint32(42).fork(),
+      ).join();
+    });
+    if (message.sandbox !== undefined) {
+      Sandbox.encode(message.sandbox, writer.uint32(50).fork()).join();
     }
     if (message.sandboxer !== "") {
       writer.uint32(82).string(message.sandboxer);
@@ -406,6 +454,49 @@ export const ControllerCreateRequest: MessageFns<ControllerCreateRequest> = {
             }
 
             message.sandboxId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.rootfs.push(Mount.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.options = Any.decode(reader, reader.uint32());
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.netnsPath = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            const entry5 = ControllerCreateRequest_AnnotationsEntry.decode(reader, reader.uint32());
+            if (entry5.value !== undefined) {
+              message.annotations[entry5.key] = entry5.value;
+            }
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.sandbox = Sandbox.decode(reader, reader.uint32());
             continue;
           }
           case 10: {
@@ -438,7 +529,104 @@ export const ControllerCreateRequest: MessageFns<ControllerCreateRequest> = {
   ): ControllerCreateRequest {
     const message = createBaseControllerCreateRequest();
     message.sandboxId = object.sandboxId ?? "";
+    message.rootfs = object.rootfs?.map((e) => Mount.fromPartial(e)) || [];
+    message.options = (object.options !== undefined && object.options !== null)
+      ? Any.fromPartial(object.options)
+      : undefined;
+    message.netnsPath = object.netnsPath ?? "";
+    message.annotations =
+      (globalThis.Object.entries(object.annotations ?? {}) as [string, string][]).reduce(
+        (acc: { [key: string]: string }, [key, value]: [string, string]) => {
+          if (value !== undefined) {
+            acc[key] = globalThis.String(value);
+          }
+          return acc;
+        },
+        {},
+      );
+    message.sandbox = (object.sandbox !== undefined && object.sandbox !== null)
+      ? Sandbox.fromPartial(object.sandbox)
+      : undefined;
     message.sandboxer = object.sandboxer ?? "";
+    return message;
+  },
+};
+
+function createBaseControllerCreateRequest_AnnotationsEntry(): ControllerCreateRequest_AnnotationsEntry {
+  return { key: "", value: "" };
+}
+
+export const ControllerCreateRequest_AnnotationsEntry: MessageFns<
+  ControllerCreateRequest_AnnotationsEntry
+> = {
+  encode(
+    message: ControllerCreateRequest_AnnotationsEntry,
+    writer: BinaryWriter = new BinaryWriter(),
+  ): BinaryWriter {
+    if (message.key !== "") {
+      writer.uint32(10).string(message.key);
+    }
+    if (message.value !== "") {
+      writer.uint32(18).string(message.value);
+    }
+    return writer;
+  },
+
+  decode(
+    input: BinaryReader | Uint8Array,
+    length?: number,
+  ): ControllerCreateRequest_AnnotationsEntry {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseControllerCreateRequest_AnnotationsEntry();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.key = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.value = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<ControllerCreateRequest_AnnotationsEntry>, I>>(
+    base?: I,
+  ): ControllerCreateRequest_AnnotationsEntry {
+    return ControllerCreateRequest_AnnotationsEntry.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ControllerCreateRequest_AnnotationsEntry>, I>>(
+    object: I,
+  ): ControllerCreateRequest_AnnotationsEntry {
+    const message = createBaseControllerCreateRequest_AnnotationsEntry();
+    message.key = object.key ?? "";
+    message.value = object.value ?? "";
     return message;
   },
 };
@@ -577,7 +765,7 @@ export const ControllerStartRequest: MessageFns<ControllerStartRequest> = {
 };
 
 function createBaseControllerStartResponse(): ControllerStartResponse {
-  return { sandboxId: "", pid: 0 };
+  return { sandboxId: "", pid: 0, createdAt: undefined, labels: {}, address: "", version: 0 };
 }
 
 export const ControllerStartResponse: MessageFns<ControllerStartResponse> = {
@@ -590,6 +778,21 @@ export const ControllerStartResponse: MessageFns<ControllerStartResponse> = {
     }
     if (message.pid !== 0) {
       writer.uint32(16).uint32(message.pid);
+    }
+    if (message.createdAt !== undefined) {
+      Timestamp.encode(message.createdAt, writer.uint32(26).fork()).join();
+    }
+    globalThis.Object.entries(message.labels).forEach(([key, value]: [string, string]) => {
+      ControllerStartResponse_LabelsEntry.encode(
+        { key: key as any, value },
+        writer.uint32(34).fork(),
+      ).join();
+    });
+    if (message.address !== "") {
+      writer.uint32(42).string(message.address);
+    }
+    if (message.version !== 0) {
+      writer.uint32(48).uint32(message.version);
     }
     return writer;
   },
@@ -623,6 +826,41 @@ export const ControllerStartResponse: MessageFns<ControllerStartResponse> = {
             message.pid = reader.uint32();
             continue;
           }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.createdAt = Timestamp.decode(reader, reader.uint32());
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            const entry4 = ControllerStartResponse_LabelsEntry.decode(reader, reader.uint32());
+            if (entry4.value !== undefined) {
+              message.labels[entry4.key] = entry4.value;
+            }
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.address = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.version = reader.uint32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -646,9 +884,98 @@ export const ControllerStartResponse: MessageFns<ControllerStartResponse> = {
     const message = createBaseControllerStartResponse();
     message.sandboxId = object.sandboxId ?? "";
     message.pid = object.pid ?? 0;
+    message.createdAt = (object.createdAt !== undefined && object.createdAt !== null)
+      ? Timestamp.fromPartial(object.createdAt)
+      : undefined;
+    message.labels = (globalThis.Object.entries(object.labels ?? {}) as [string, string][]).reduce(
+      (acc: { [key: string]: string }, [key, value]: [string, string]) => {
+        if (value !== undefined) {
+          acc[key] = globalThis.String(value);
+        }
+        return acc;
+      },
+      {},
+    );
+    message.address = object.address ?? "";
+    message.version = object.version ?? 0;
     return message;
   },
 };
+
+function createBaseControllerStartResponse_LabelsEntry(): ControllerStartResponse_LabelsEntry {
+  return { key: "", value: "" };
+}
+
+export const ControllerStartResponse_LabelsEntry: MessageFns<ControllerStartResponse_LabelsEntry> =
+  {
+    encode(
+      message: ControllerStartResponse_LabelsEntry,
+      writer: BinaryWriter = new BinaryWriter(),
+    ): BinaryWriter {
+      if (message.key !== "") {
+        writer.uint32(10).string(message.key);
+      }
+      if (message.value !== "") {
+        writer.uint32(18).string(message.value);
+      }
+      return writer;
+    },
+
+    decode(input: BinaryReader | Uint8Array, length?: number): ControllerStartResponse_LabelsEntry {
+      const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+      const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+      if (previousRecursionDepth >= 100) {
+        throw new globalThis.Error("protobuf decode recursion limit exceeded");
+      }
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+      try {
+        const end = length === undefined ? reader.len : reader.pos + length;
+        const message = createBaseControllerStartResponse_LabelsEntry();
+        while (reader.pos < end) {
+          const tag = reader.uint32();
+          switch (tag >>> 3) {
+            case 1: {
+              if (tag !== 10) {
+                break;
+              }
+
+              message.key = reader.string();
+              continue;
+            }
+            case 2: {
+              if (tag !== 18) {
+                break;
+              }
+
+              message.value = reader.string();
+              continue;
+            }
+          }
+          if ((tag & 7) === 4 || tag === 0) {
+            break;
+          }
+          reader.skip(tag & 7);
+        }
+        return message;
+      } finally {
+        (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+      }
+    },
+
+    create<I extends Exact<DeepPartial<ControllerStartResponse_LabelsEntry>, I>>(
+      base?: I,
+    ): ControllerStartResponse_LabelsEntry {
+      return ControllerStartResponse_LabelsEntry.fromPartial(base ?? ({} as any));
+    },
+    fromPartial<I extends Exact<DeepPartial<ControllerStartResponse_LabelsEntry>, I>>(
+      object: I,
+    ): ControllerStartResponse_LabelsEntry {
+      const message = createBaseControllerStartResponse_LabelsEntry();
+      message.key = object.key ?? "";
+      message.value = object.value ?? "";
+      return message;
+    },
+  };
 
 function createBaseControllerPlatformRequest(): ControllerPlatformRequest {
   return { sandboxId: "", sandboxer: "" };

@@ -20,11 +20,48 @@ import {
 } from "@grpc/grpc-js";
 import { Empty } from "../../../../google/protobuf/empty.ts";
 import { Timestamp } from "../../../../google/protobuf/timestamp.ts";
+import { Mount } from "../../../types/mount.ts";
 import { Process } from "../../../types/task.ts";
 
 export const protobufPackage = "containerd.services.tasks.v1";
 
 export const protobufFileName = "containerd/services/tasks/v1/tasks.proto";
+
+export interface CreateTaskRequest {
+  containerId: string;
+  /** 2 is unused upstream. The snapshot's mounts, mounted by the shim as the rootfs. */
+  rootfs: Mount[];
+  /** Empty stdio paths: no IO (a sandbox needs none). */
+  stdin: string;
+  stdout: string;
+  stderr: string;
+  /** 8-10 (checkpoint, options, runtime_path) are not sent. */
+  terminal: boolean;
+}
+
+export interface CreateTaskResponse {
+  containerId: string;
+  pid: number;
+}
+
+export interface StartRequest {
+  containerId: string;
+  execId: string;
+}
+
+export interface StartResponse {
+  pid: number;
+}
+
+export interface WaitRequest {
+  containerId: string;
+  execId: string;
+}
+
+export interface WaitResponse {
+  exitStatus: number;
+  exitedAt: Timestamp | undefined;
+}
 
 export interface DeleteTaskRequest {
   containerId: string;
@@ -60,6 +97,446 @@ export interface KillRequest {
   signal: number;
   all: boolean;
 }
+
+function createBaseCreateTaskRequest(): CreateTaskRequest {
+  return { containerId: "", rootfs: [], stdin: "", stdout: "", stderr: "", terminal: false };
+}
+
+export const CreateTaskRequest: MessageFns<CreateTaskRequest> = {
+  encode(message: CreateTaskRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.containerId !== "") {
+      writer.uint32(10).string(message.containerId);
+    }
+    for (const v of message.rootfs) {
+      Mount.encode(v!, writer.uint32(26).fork()).join();
+    }
+    if (message.stdin !== "") {
+      writer.uint32(34).string(message.stdin);
+    }
+    if (message.stdout !== "") {
+      writer.uint32(42).string(message.stdout);
+    }
+    if (message.stderr !== "") {
+      writer.uint32(50).string(message.stderr);
+    }
+    if (message.terminal !== false) {
+      writer.uint32(56).bool(message.terminal);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CreateTaskRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCreateTaskRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.containerId = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.rootfs.push(Mount.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.stdin = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.stdout = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.stderr = reader.string();
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.terminal = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<CreateTaskRequest>, I>>(base?: I): CreateTaskRequest {
+    return CreateTaskRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<CreateTaskRequest>, I>>(object: I): CreateTaskRequest {
+    const message = createBaseCreateTaskRequest();
+    message.containerId = object.containerId ?? "";
+    message.rootfs = object.rootfs?.map((e) => Mount.fromPartial(e)) || [];
+    message.stdin = object.stdin ?? "";
+    message.stdout = object.stdout ?? "";
+    message.stderr = object.stderr ?? "";
+    message.terminal = object.terminal ?? false;
+    return message;
+  },
+};
+
+function createBaseCreateTaskResponse(): CreateTaskResponse {
+  return { containerId: "", pid: 0 };
+}
+
+export const CreateTaskResponse: MessageFns<CreateTaskResponse> = {
+  encode(message: CreateTaskResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.containerId !== "") {
+      writer.uint32(10).string(message.containerId);
+    }
+    if (message.pid !== 0) {
+      writer.uint32(16).uint32(message.pid);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CreateTaskResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCreateTaskResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.containerId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.pid = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<CreateTaskResponse>, I>>(base?: I): CreateTaskResponse {
+    return CreateTaskResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<CreateTaskResponse>, I>>(object: I): CreateTaskResponse {
+    const message = createBaseCreateTaskResponse();
+    message.containerId = object.containerId ?? "";
+    message.pid = object.pid ?? 0;
+    return message;
+  },
+};
+
+function createBaseStartRequest(): StartRequest {
+  return { containerId: "", execId: "" };
+}
+
+export const StartRequest: MessageFns<StartRequest> = {
+  encode(message: StartRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.containerId !== "") {
+      writer.uint32(10).string(message.containerId);
+    }
+    if (message.execId !== "") {
+      writer.uint32(18).string(message.execId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): StartRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseStartRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.containerId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.execId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<StartRequest>, I>>(base?: I): StartRequest {
+    return StartRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<StartRequest>, I>>(object: I): StartRequest {
+    const message = createBaseStartRequest();
+    message.containerId = object.containerId ?? "";
+    message.execId = object.execId ?? "";
+    return message;
+  },
+};
+
+function createBaseStartResponse(): StartResponse {
+  return { pid: 0 };
+}
+
+export const StartResponse: MessageFns<StartResponse> = {
+  encode(message: StartResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.pid !== 0) {
+      writer.uint32(8).uint32(message.pid);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): StartResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseStartResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.pid = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<StartResponse>, I>>(base?: I): StartResponse {
+    return StartResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<StartResponse>, I>>(object: I): StartResponse {
+    const message = createBaseStartResponse();
+    message.pid = object.pid ?? 0;
+    return message;
+  },
+};
+
+function createBaseWaitRequest(): WaitRequest {
+  return { containerId: "", execId: "" };
+}
+
+export const WaitRequest: MessageFns<WaitRequest> = {
+  encode(message: WaitRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.containerId !== "") {
+      writer.uint32(10).string(message.containerId);
+    }
+    if (message.execId !== "") {
+      writer.uint32(18).string(message.execId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): WaitRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseWaitRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.containerId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.execId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<WaitRequest>, I>>(base?: I): WaitRequest {
+    return WaitRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<WaitRequest>, I>>(object: I): WaitRequest {
+    const message = createBaseWaitRequest();
+    message.containerId = object.containerId ?? "";
+    message.execId = object.execId ?? "";
+    return message;
+  },
+};
+
+function createBaseWaitResponse(): WaitResponse {
+  return { exitStatus: 0, exitedAt: undefined };
+}
+
+export const WaitResponse: MessageFns<WaitResponse> = {
+  encode(message: WaitResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.exitStatus !== 0) {
+      writer.uint32(8).uint32(message.exitStatus);
+    }
+    if (message.exitedAt !== undefined) {
+      Timestamp.encode(message.exitedAt, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): WaitResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseWaitResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.exitStatus = reader.uint32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.exitedAt = Timestamp.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<WaitResponse>, I>>(base?: I): WaitResponse {
+    return WaitResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<WaitResponse>, I>>(object: I): WaitResponse {
+    const message = createBaseWaitResponse();
+    message.exitStatus = object.exitStatus ?? 0;
+    message.exitedAt = (object.exitedAt !== undefined && object.exitedAt !== null)
+      ? Timestamp.fromPartial(object.exitedAt)
+      : undefined;
+    return message;
+  },
+};
 
 function createBaseDeleteTaskRequest(): DeleteTaskRequest {
   return { containerId: "" };
@@ -536,6 +1013,29 @@ export const KillRequest: MessageFns<KillRequest> = {
 
 export type TasksService = typeof TasksService;
 export const TasksService = {
+  /** Creates the init process (not yet running); ALREADY_EXISTS when the container has a task. */
+  create: {
+    path: "/containerd.services.tasks.v1.Tasks/Create" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: CreateTaskRequest): Buffer =>
+      Buffer.from(CreateTaskRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): CreateTaskRequest => CreateTaskRequest.decode(value),
+    responseSerialize: (value: CreateTaskResponse): Buffer =>
+      Buffer.from(CreateTaskResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): CreateTaskResponse => CreateTaskResponse.decode(value),
+  },
+  start: {
+    path: "/containerd.services.tasks.v1.Tasks/Start" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: StartRequest): Buffer =>
+      Buffer.from(StartRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): StartRequest => StartRequest.decode(value),
+    responseSerialize: (value: StartResponse): Buffer =>
+      Buffer.from(StartResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): StartResponse => StartResponse.decode(value),
+  },
   delete: {
     path: "/containerd.services.tasks.v1.Tasks/Delete" as const,
     requestStream: false as const,
@@ -578,16 +1078,64 @@ export const TasksService = {
     responseSerialize: (value: Empty): Buffer => Buffer.from(Empty.encode(value).finish()),
     responseDeserialize: (value: Buffer): Empty => Empty.decode(value),
   },
+  /** Blocks until the process exits; answers at once for one that already has. */
+  wait: {
+    path: "/containerd.services.tasks.v1.Tasks/Wait" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: WaitRequest): Buffer =>
+      Buffer.from(WaitRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): WaitRequest => WaitRequest.decode(value),
+    responseSerialize: (value: WaitResponse): Buffer =>
+      Buffer.from(WaitResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): WaitResponse => WaitResponse.decode(value),
+  },
 } as const;
 
 export interface TasksServer extends UntypedServiceImplementation {
+  /** Creates the init process (not yet running); ALREADY_EXISTS when the container has a task. */
+  create: handleUnaryCall<CreateTaskRequest, CreateTaskResponse>;
+  start: handleUnaryCall<StartRequest, StartResponse>;
   delete: handleUnaryCall<DeleteTaskRequest, DeleteResponse>;
   get: handleUnaryCall<GetRequest, GetResponse>;
   list: handleUnaryCall<ListTasksRequest, ListTasksResponse>;
   kill: handleUnaryCall<KillRequest, Empty>;
+  /** Blocks until the process exits; answers at once for one that already has. */
+  wait: handleUnaryCall<WaitRequest, WaitResponse>;
 }
 
 export interface TasksClient extends Client {
+  /** Creates the init process (not yet running); ALREADY_EXISTS when the container has a task. */
+  create(
+    request: CreateTaskRequest,
+    callback: (error: ServiceError | null, response: CreateTaskResponse) => void,
+  ): ClientUnaryCall;
+  create(
+    request: CreateTaskRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: CreateTaskResponse) => void,
+  ): ClientUnaryCall;
+  create(
+    request: CreateTaskRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: CreateTaskResponse) => void,
+  ): ClientUnaryCall;
+  start(
+    request: StartRequest,
+    callback: (error: ServiceError | null, response: StartResponse) => void,
+  ): ClientUnaryCall;
+  start(
+    request: StartRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: StartResponse) => void,
+  ): ClientUnaryCall;
+  start(
+    request: StartRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: StartResponse) => void,
+  ): ClientUnaryCall;
   delete(
     request: DeleteTaskRequest,
     callback: (error: ServiceError | null, response: DeleteResponse) => void,
@@ -647,6 +1195,22 @@ export interface TasksClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: Empty) => void,
+  ): ClientUnaryCall;
+  /** Blocks until the process exits; answers at once for one that already has. */
+  wait(
+    request: WaitRequest,
+    callback: (error: ServiceError | null, response: WaitResponse) => void,
+  ): ClientUnaryCall;
+  wait(
+    request: WaitRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: WaitResponse) => void,
+  ): ClientUnaryCall;
+  wait(
+    request: WaitRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: WaitResponse) => void,
   ): ClientUnaryCall;
 }
 
