@@ -105,6 +105,8 @@ Deno.test("podsandboxd beside containerd's CRI: kubelet-style pods", async (t) =
         assertEquals(status.labels["io.cri-containerd.kind"], "sandbox");
         assertEquals(status.labels.app, "web");
         assertEquals(status.exitStatus, undefined);
+        // Who owns the pod, from containerd's sandbox store (1.7+; none on 1.6, none on 1.7).
+        assertEquals(status.sandboxer, criPodSandboxer(node.containerd.version));
 
         const text = await agent!.cli("status", pod.id);
         assertMatch(

@@ -58,5 +58,7 @@ export function describeContainer(container: ContainerInfo): SandboxDescription 
   };
   const pod = podMetadata(container.annotations);
   if (pod) description.pod = pod;
+  // containerd 1.7+'s sandbox store: which sandbox controller owns it.
+  if (container.sandboxer) description.sandboxer = container.sandboxer.slice(0, MAX_POD_FIELD);
   return description;
 }

@@ -304,6 +304,7 @@ export function toWireSandbox(record: SandboxRecord): Sandbox {
     podName: record.pod?.name ?? "",
     podNamespace: record.pod?.namespace ?? "",
     podUid: record.pod?.uid ?? "",
+    sandboxer: record.sandboxer,
     deletedAt: toTimestamp(record.deletedAt),
     updatedAt: toTimestamp(record.updatedAt),
   };

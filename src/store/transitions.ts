@@ -77,6 +77,7 @@ function describe(record: SandboxRecord, d: SandboxDescription | undefined): San
   if (d.createdAt !== undefined && record.createdAt === undefined) next.createdAt = d.createdAt;
   if (d.labels !== undefined && !sameJson(d.labels, record.labels)) next.labels = d.labels;
   if (d.pod !== undefined && !sameJson(d.pod, record.pod)) next.pod = d.pod;
+  if (d.sandboxer !== undefined && d.sandboxer !== record.sandboxer) next.sandboxer = d.sandboxer;
   return sameJson(next, record) ? record : next;
 }
 

@@ -63,6 +63,8 @@ export interface SandboxRecord {
   createdAt?: string;
   labels: Record<string, string>;
   pod?: PodMetadata;
+  /** The sandbox controller owning it, per containerd's sandbox store (1.7+). */
+  sandboxer?: string;
   /** Set once and never changed: the first recorded exit stands. */
   exit?: SandboxExit;
   /** When the agent saw the container deleted; the record is kept. */
@@ -82,6 +84,7 @@ export interface SandboxDescription {
   createdAt?: string;
   labels?: Record<string, string>;
   pod?: PodMetadata;
+  sandboxer?: string;
 }
 
 /** The outcome of a store operation: the record now stored and whether this call changed it. */
