@@ -294,3 +294,16 @@ Deno.test("a Create with annotations beyond a KV value is kept whole; one beyond
   assertMatch(err.message, /the Create request of sandbox huge is \d+ bytes/);
   assertEquals(await t.store.owned.get(key("huge")), null);
 });
+
+Deno.test("a Create whose Any values are Node Buffers (as grpc-js hands them) keeps their bytes", async () => {
+  await using t = await owning();
+  const { Buffer } = await import("node:buffer");
+  const pooled = Buffer.from([9, 8, 7, 6]);
+  await t.controller.createSandbox(
+    SANDBOXER,
+    createRequest("buf", { options: { typeUrl: "runtime.v1.PodSandboxConfig", value: pooled } }),
+  );
+  const kept = await t.store.owned.get(key("buf"));
+  assert(kept!.options!.value instanceof Uint8Array);
+  assertEquals([...kept!.options!.value], [9, 8, 7, 6]);
+});

@@ -125,7 +125,8 @@ export function sandboxerNeeds(
     { kind: "directory", path: join(config.containerdState, CRI_PLUGIN_DIR), why },
     { kind: "read", path: "/etc/hosts", why },
     { kind: "read", path: "/etc/resolv.conf", why },
-    { kind: "read", path: "/proc/self", why },
+    // Deno grants /proc/self only with -A: cat reads it (see src/sandboxer/proc_self.ts).
+    { kind: "run", command: "cat", why },
     { kind: "read", path: "/sys/fs/selinux", why },
     { kind: "read", path: KUBELET_SECCOMP_DIR, why },
     { kind: "run", command: "mount", why },

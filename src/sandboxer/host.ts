@@ -6,6 +6,7 @@
  * @module
  */
 import { goArch } from "./image.ts";
+import { readProcSelf } from "./proc_self.ts";
 import type { SandboxHost } from "./spec.ts";
 
 async function readOrUndefined(path: string): Promise<string | undefined> {
@@ -33,9 +34,9 @@ export function inUserNamespace(uidMap: string | undefined): boolean {
 export async function detectHost(
   options: { restrictOomScoreAdj?: boolean } = {},
 ): Promise<SandboxHost> {
-  const status = await readOrUndefined("/proc/self/status");
+  const status = await readProcSelf("status");
   const oom = options.restrictOomScoreAdj
-    ? Number((await readOrUndefined("/proc/self/oom_score_adj"))?.trim())
+    ? Number((await readProcSelf("oom_score_adj"))?.trim())
     : undefined;
   return {
     arch: goArch(),
@@ -43,7 +44,7 @@ export async function detectHost(
     // The kernel reports a Seccomp line only when built with seccomp.
     seccompEnabled: /^Seccomp:/m.test(status ?? ""),
     selinuxEnabled: (await readOrUndefined("/sys/fs/selinux/enforce")) !== undefined,
-    inUserNamespace: inUserNamespace(await readOrUndefined("/proc/self/uid_map")),
+    inUserNamespace: inUserNamespace(await readProcSelf("uid_map")),
     enableUnprivilegedPorts: true,
     enableUnprivilegedIcmp: true,
     minOomScoreAdj: oom !== undefined && Number.isInteger(oom) ? oom : undefined,

@@ -6,6 +6,7 @@
  * @module
  */
 import { FailedPreconditionError } from "../errors.ts";
+import { readProcSelf } from "./proc_self.ts";
 
 export interface MountSpec {
   type: string;
@@ -81,7 +82,11 @@ export class UtilLinuxMounts implements HostMounts {
       if (err instanceof Deno.errors.NotFound) return [];
       throw err;
     }
-    return mountPointsUnder(await Deno.readTextFile("/proc/self/mountinfo"), real);
+    const mountinfo = await readProcSelf("mountinfo");
+    if (mountinfo === undefined) {
+      throw new FailedPreconditionError("cannot read the mount table (cat /proc/self/mountinfo)");
+    }
+    return mountPointsUnder(mountinfo, real);
   }
 
   async unmountAll(path: string): Promise<void> {

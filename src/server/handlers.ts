@@ -252,7 +252,8 @@ function createRequest(req: ControllerCreateRequest, key: SandboxKey): CreateReq
 }
 
 function opaque(any: Any | undefined): OpaqueAny | undefined {
-  return any ? { typeUrl: any.typeUrl, value: any.value } : undefined;
+  // A copy: grpc-js hands Node Buffers, views into a pool shared by other messages.
+  return any ? { typeUrl: any.typeUrl, value: Uint8Array.from(any.value) } : undefined;
 }
 
 function verboseInfo(record: SandboxRecord): Record<string, string> {
@@ -268,6 +269,20 @@ function verboseInfo(record: SandboxRecord): Record<string, string> {
   if (record.pod?.name) info.podName = record.pod.name;
   if (record.pod?.namespace) info.podNamespace = record.pod.namespace;
   if (record.pod?.uid) info.podUid = record.pod.uid;
+  // What `crictl inspectp` shows as "info": the same as one JSON document, as containerd's
+  // own controller puts its sandbox's there.
+  info.info = JSON.stringify({
+    pid: record.pid ?? 0,
+    state: record.state,
+    createdAt: record.createdAt,
+    ...(record.exit && {
+      exitStatus: record.exit.status,
+      exitedAt: record.exit.exitedAt,
+      exitStatusKnown: record.exit.statusKnown,
+      exitSource: record.exit.source,
+    }),
+    ...(record.sandboxer && { sandboxer: record.sandboxer }),
+  });
   return info;
 }
 

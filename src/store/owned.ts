@@ -68,10 +68,12 @@ function toBase64(bytes: Uint8Array): string {
 
 /** JSON of a sandbox, Any values as base64 (JSON has no bytes). */
 export function encodeOwned(sandbox: OwnedSandbox): Uint8Array {
-  const text = JSON.stringify(
-    sandbox,
-    (_key, value) => value instanceof Uint8Array ? { $bytes: toBase64(value) } : value,
-  );
+  const text = JSON.stringify(sandbox, function (this: Record<string, unknown>, key, value) {
+    // The holder's own value: a Node Buffer's toJSON has already turned `value` into
+    // {type, data} by now.
+    const raw = this[key];
+    return raw instanceof Uint8Array ? { $bytes: toBase64(raw) } : value;
+  });
   return new TextEncoder().encode(text);
 }
 

@@ -19,6 +19,8 @@
 import { join } from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import {
+  ContainerConfig,
+  ContainerState,
   NamespaceMode,
   type PodSandbox,
   PodSandboxConfig,
@@ -36,7 +38,7 @@ import { importImages } from "./containers.ts";
 import { PAUSE_IMAGE } from "./image.ts";
 import { eventually } from "./process.ts";
 
-export { NamespaceMode, PodSandboxState };
+export { ContainerState, NamespaceMode, PodSandboxState };
 
 /** The containerd namespace the CRI plugin keeps its containers in. */
 export const CRI_NAMESPACE = "k8s.io";
@@ -52,6 +54,15 @@ export interface CriPod {
   namespace: string;
   uid: string;
   attempt: number;
+  /** The config it was run with (CreateContainer sends it again, as the kubelet does). */
+  config: PodSandboxConfig;
+}
+
+/** An app container as `CriClient.createContainer` made it. */
+export interface CriContainer {
+  id: string;
+  name: string;
+  pod: CriPod;
 }
 
 export interface RunPodOptions {
@@ -61,6 +72,12 @@ export interface RunPodOptions {
   annotations?: Record<string, string>;
   /** Host directory for the pod's logs. @default none */
   logDirectory?: string;
+  /** The CRI runtime handler (a RuntimeClass's handler). @default the runtime's default */
+  runtimeHandler?: string;
+  /** The pod's network: the node's (NODE) or its own (POD, set up by CNI). @default NODE */
+  network?: NamespaceMode;
+  /** The pod's hostname (its own network only). @default none */
+  hostname?: string;
 }
 
 /**
@@ -120,31 +137,98 @@ export class CriClient {
       uid: crypto.randomUUID(),
       attempt: 0,
     };
+    const network = options.network ?? NamespaceMode.NODE;
+    // fromPartial: every field this call leaves unset gets its proto default.
+    const config = PodSandboxConfig.fromPartial({
+      metadata: pod,
+      // Empty is allowed with the node's network namespace (the node's hostname is used).
+      hostname: options.hostname ?? "",
+      logDirectory: options.logDirectory ?? "",
+      labels: options.labels ?? {},
+      annotations: options.annotations ?? {},
+      linux: {
+        cgroupParent: "",
+        securityContext: {
+          namespaceOptions: {
+            network,
+            pid: NamespaceMode.NODE,
+            // A pod of its own network keeps its own IPC, as most pods do.
+            ipc: network === NamespaceMode.NODE ? NamespaceMode.NODE : NamespaceMode.POD,
+            targetId: "",
+          },
+          privileged: false,
+        },
+      },
+    });
     const res = await unaryCall(this.#client, RuntimeServiceService.runPodSandbox, {
-      // fromPartial: every field this call leaves unset gets its proto default.
-      config: PodSandboxConfig.fromPartial({
-        metadata: pod,
-        // Empty is allowed with the node's network namespace (the node's hostname is used).
-        hostname: "",
-        logDirectory: options.logDirectory ?? "",
-        labels: options.labels ?? {},
-        annotations: options.annotations ?? {},
+      config,
+      runtimeHandler: options.runtimeHandler ?? "",
+    }, this.#options(`RunPodSandbox ${pod.namespace}/${pod.name}`));
+    return { id: res.podSandboxId, ...pod, config };
+  }
+
+  /** CreateContainer as a kubelet does: an app container in `pod` (not started). */
+  async createContainer(
+    pod: CriPod,
+    name: string,
+    image: string,
+    command: string[],
+  ): Promise<CriContainer> {
+    const res = await unaryCall(this.#client, RuntimeServiceService.createContainer, {
+      podSandboxId: pod.id,
+      config: ContainerConfig.fromPartial({
+        metadata: { name, attempt: 0 },
+        image: { image },
+        command,
         linux: {
-          cgroupParent: "",
           securityContext: {
-            namespaceOptions: {
-              network: NamespaceMode.NODE,
-              pid: NamespaceMode.NODE,
-              ipc: NamespaceMode.NODE,
-              targetId: "",
-            },
-            privileged: false,
+            namespaceOptions: pod.config.linux?.securityContext?.namespaceOptions,
           },
         },
       }),
-      runtimeHandler: "",
-    }, this.#options(`RunPodSandbox ${pod.namespace}/${pod.name}`));
-    return { id: res.podSandboxId, ...pod };
+      sandboxConfig: pod.config,
+    }, this.#options(`CreateContainer ${name} in ${pod.name}`));
+    return { id: res.containerId, name, pod };
+  }
+
+  async startContainer(id: string): Promise<void> {
+    await unaryCall(
+      this.#client,
+      RuntimeServiceService.startContainer,
+      { containerId: id },
+      this.#options(`StartContainer ${id}`),
+    );
+  }
+
+  async stopContainer(id: string, timeoutSecs = 0): Promise<void> {
+    await unaryCall(
+      this.#client,
+      RuntimeServiceService.stopContainer,
+      { containerId: id, timeout: timeoutSecs },
+      this.#options(`StopContainer ${id}`),
+    );
+  }
+
+  async removeContainer(id: string): Promise<void> {
+    await unaryCall(
+      this.#client,
+      RuntimeServiceService.removeContainer,
+      { containerId: id },
+      this.#options(`RemoveContainer ${id}`),
+    );
+  }
+
+  /** ContainerStatus with containerd's verbose info: the state and the process's pid. */
+  async containerStatus(id: string): Promise<{ state: ContainerState; pid: number }> {
+    const res = await unaryCall(
+      this.#client,
+      RuntimeServiceService.containerStatus,
+      { containerId: id, verbose: true },
+      this.#options(`ContainerStatus ${id}`),
+    );
+    if (!res.status) throw new TypeError(`CRI ContainerStatus ${id}: no status in the response`);
+    const info = res.info["info"];
+    return { state: res.status.state, pid: info ? Number(JSON.parse(info).pid ?? 0) : 0 };
   }
 
   /** `count` pods named `name-0`…, at most `concurrency` RunPodSandbox calls at a time. */
@@ -263,13 +347,19 @@ export class CriNode {
     options: Pick<ContainerdOptions, "extraConfig" | "version"> & {
       /** The image the CRI runs as every pod's sandbox. @default PAUSE_IMAGE */
       sandboxImage?: string;
+      /**
+       * A CNI network for pods with their own network namespace (a .conflist's JSON) and
+       * where its plugins are. @default none: only pods on the node's network
+       */
+      cni?: { conflist: string; binDir: string };
     } = {},
   ): Promise<CriNode> {
     const cniDir = await Deno.makeTempDir({ prefix: "psd-cni-" });
     const confDir = join(cniDir, "conf");
-    const binDir = join(cniDir, "bin");
+    const binDir = options.cni?.binDir ?? join(cniDir, "bin");
     await Deno.mkdir(confDir);
-    await Deno.mkdir(binDir);
+    if (!options.cni) await Deno.mkdir(binDir);
+    else await Deno.writeTextFile(join(confDir, "10-psd.conflist"), options.cni.conflist);
     let containerd: PrivateContainerd | undefined;
     let node: CriNode | undefined;
     try {

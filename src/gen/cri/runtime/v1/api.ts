@@ -36,6 +36,14 @@ export const protobufFileName = "cri/runtime/v1/api.proto";
  * make the generated decoder (forceLong=number) throw.
  */
 
+export enum ContainerState {
+  CONTAINER_CREATED = 0,
+  CONTAINER_RUNNING = 1,
+  CONTAINER_EXITED = 2,
+  CONTAINER_UNKNOWN = 3,
+  UNRECOGNIZED = -1,
+}
+
 /** Whose Linux namespace a pod uses. */
 export enum NamespaceMode {
   /** POD - One namespace shared by the pod's containers. */
@@ -60,6 +68,115 @@ export enum PodSandboxState {
   SANDBOX_READY = 0,
   SANDBOX_NOTREADY = 1,
   UNRECOGNIZED = -1,
+}
+
+export interface ContainerMetadata {
+  name: string;
+  attempt: number;
+}
+
+export interface ImageSpec {
+  image: string;
+}
+
+export interface KeyValue {
+  key: string;
+  value: string;
+}
+
+export interface LinuxContainerSecurityContext {
+  privileged: boolean;
+  namespaceOptions: NamespaceOption | undefined;
+}
+
+export interface LinuxContainerConfig {
+  resources: LinuxContainerResources | undefined;
+  securityContext: LinuxContainerSecurityContext | undefined;
+}
+
+export interface ContainerConfig {
+  metadata: ContainerMetadata | undefined;
+  image: ImageSpec | undefined;
+  command: string[];
+  args: string[];
+  envs: KeyValue[];
+  labels: { [key: string]: string };
+  annotations: { [key: string]: string };
+  /** Relative to the pod's log_directory. */
+  logPath: string;
+  linux: LinuxContainerConfig | undefined;
+}
+
+export interface ContainerConfig_LabelsEntry {
+  key: string;
+  value: string;
+}
+
+export interface ContainerConfig_AnnotationsEntry {
+  key: string;
+  value: string;
+}
+
+export interface CreateContainerRequest {
+  podSandboxId: string;
+  config:
+    | ContainerConfig
+    | undefined;
+  /** The pod's own config, as RunPodSandbox had it. */
+  sandboxConfig: PodSandboxConfig | undefined;
+}
+
+export interface CreateContainerResponse {
+  containerId: string;
+}
+
+export interface StartContainerRequest {
+  containerId: string;
+}
+
+export interface StartContainerResponse {
+}
+
+export interface StopContainerRequest {
+  containerId: string;
+  /** Seconds before SIGKILL. */
+  timeout: number;
+}
+
+export interface StopContainerResponse {
+}
+
+export interface RemoveContainerRequest {
+  containerId: string;
+}
+
+export interface RemoveContainerResponse {
+}
+
+export interface ContainerStatusRequest {
+  containerId: string;
+  /** Asks for `info` (containerd: a JSON document with the container's pid, spec, …). */
+  verbose: boolean;
+}
+
+/** Left out: the int64 nanosecond timestamps (see the file's header). */
+export interface ContainerStatus {
+  id: string;
+  metadata: ContainerMetadata | undefined;
+  state: ContainerState;
+  exitCode: number;
+  reason: string;
+  message: string;
+}
+
+export interface ContainerStatusResponse {
+  status: ContainerStatus | undefined;
+  info: { [key: string]: string };
+}
+
+export interface ContainerStatusResponse_InfoEntry {
+  key: string;
+  value: string;
 }
 
 export interface StatusRequest {
@@ -356,6 +473,1508 @@ export interface PodSandbox_AnnotationsEntry {
 export interface ListPodSandboxResponse {
   items: PodSandbox[];
 }
+
+function createBaseContainerMetadata(): ContainerMetadata {
+  return { name: "", attempt: 0 };
+}
+
+export const ContainerMetadata: MessageFns<ContainerMetadata> = {
+  encode(message: ContainerMetadata, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.name !== "") {
+      writer.uint32(10).string(message.name);
+    }
+    if (message.attempt !== 0) {
+      writer.uint32(16).uint32(message.attempt);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ContainerMetadata {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseContainerMetadata();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.attempt = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<ContainerMetadata>, I>>(base?: I): ContainerMetadata {
+    return ContainerMetadata.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ContainerMetadata>, I>>(object: I): ContainerMetadata {
+    const message = createBaseContainerMetadata();
+    message.name = object.name ?? "";
+    message.attempt = object.attempt ?? 0;
+    return message;
+  },
+};
+
+function createBaseImageSpec(): ImageSpec {
+  return { image: "" };
+}
+
+export const ImageSpec: MessageFns<ImageSpec> = {
+  encode(message: ImageSpec, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.image !== "") {
+      writer.uint32(10).string(message.image);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ImageSpec {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseImageSpec();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.image = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<ImageSpec>, I>>(base?: I): ImageSpec {
+    return ImageSpec.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ImageSpec>, I>>(object: I): ImageSpec {
+    const message = createBaseImageSpec();
+    message.image = object.image ?? "";
+    return message;
+  },
+};
+
+function createBaseKeyValue(): KeyValue {
+  return { key: "", value: "" };
+}
+
+export const KeyValue: MessageFns<KeyValue> = {
+  encode(message: KeyValue, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.key !== "") {
+      writer.uint32(10).string(message.key);
+    }
+    if (message.value !== "") {
+      writer.uint32(18).string(message.value);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): KeyValue {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseKeyValue();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.key = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.value = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<KeyValue>, I>>(base?: I): KeyValue {
+    return KeyValue.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<KeyValue>, I>>(object: I): KeyValue {
+    const message = createBaseKeyValue();
+    message.key = object.key ?? "";
+    message.value = object.value ?? "";
+    return message;
+  },
+};
+
+function createBaseLinuxContainerSecurityContext(): LinuxContainerSecurityContext {
+  return { privileged: false, namespaceOptions: undefined };
+}
+
+export const LinuxContainerSecurityContext: MessageFns<LinuxContainerSecurityContext> = {
+  encode(
+    message: LinuxContainerSecurityContext,
+    writer: BinaryWriter = new BinaryWriter(),
+  ): BinaryWriter {
+    if (message.privileged !== false) {
+      writer.uint32(16).bool(message.privileged);
+    }
+    if (message.namespaceOptions !== undefined) {
+      NamespaceOption.encode(message.namespaceOptions, writer.uint32(26).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): LinuxContainerSecurityContext {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseLinuxContainerSecurityContext();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.privileged = reader.bool();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.namespaceOptions = NamespaceOption.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<LinuxContainerSecurityContext>, I>>(
+    base?: I,
+  ): LinuxContainerSecurityContext {
+    return LinuxContainerSecurityContext.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<LinuxContainerSecurityContext>, I>>(
+    object: I,
+  ): LinuxContainerSecurityContext {
+    const message = createBaseLinuxContainerSecurityContext();
+    message.privileged = object.privileged ?? false;
+    message.namespaceOptions =
+      (object.namespaceOptions !== undefined && object.namespaceOptions !== null)
+        ? NamespaceOption.fromPartial(object.namespaceOptions)
+        : undefined;
+    return message;
+  },
+};
+
+function createBaseLinuxContainerConfig(): LinuxContainerConfig {
+  return { resources: undefined, securityContext: undefined };
+}
+
+export const LinuxContainerConfig: MessageFns<LinuxContainerConfig> = {
+  encode(message: LinuxContainerConfig, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.resources !== undefined) {
+      LinuxContainerResources.encode(message.resources, writer.uint32(10).fork()).join();
+    }
+    if (message.securityContext !== undefined) {
+      LinuxContainerSecurityContext.encode(message.securityContext, writer.uint32(18).fork())
+        .join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): LinuxContainerConfig {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseLinuxContainerConfig();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.resources = LinuxContainerResources.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.securityContext = LinuxContainerSecurityContext.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<LinuxContainerConfig>, I>>(base?: I): LinuxContainerConfig {
+    return LinuxContainerConfig.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<LinuxContainerConfig>, I>>(
+    object: I,
+  ): LinuxContainerConfig {
+    const message = createBaseLinuxContainerConfig();
+    message.resources = (object.resources !== undefined && object.resources !== null)
+      ? LinuxContainerResources.fromPartial(object.resources)
+      : undefined;
+    message.securityContext =
+      (object.securityContext !== undefined && object.securityContext !== null)
+        ? LinuxContainerSecurityContext.fromPartial(object.securityContext)
+        : undefined;
+    return message;
+  },
+};
+
+function createBaseContainerConfig(): ContainerConfig {
+  return {
+    metadata: undefined,
+    image: undefined,
+    command: [],
+    args: [],
+    envs: [],
+    labels: {},
+    annotations: {},
+    logPath: "",
+    linux: undefined,
+  };
+}
+
+export const ContainerConfig: MessageFns<ContainerConfig> = {
+  encode(message: ContainerConfig, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.metadata !== undefined) {
+      ContainerMetadata.encode(message.metadata, writer.uint32(10).fork()).join();
+    }
+    if (message.image !== undefined) {
+      ImageSpec.encode(message.image, writer.uint32(18).fork()).join();
+    }
+    for (const v of message.command) {
+      writer.uint32(26).string(v!);
+    }
+    for (const v of message.args) {
+      writer.uint32(34).string(v!);
+    }
+    for (const v of message.envs) {
+      KeyValue.encode(v!, writer.uint32(50).fork()).join();
+    }
+    globalThis.Object.entries(message.labels).forEach(([key, value]: [string, string]) => {
+      ContainerConfig_LabelsEntry.encode({ key: key as any, value }, writer.uint32(74).fork())
+        .join();
+    });
+    globalThis.Object.entries(message.annotations).forEach(([key, value]: [string, string]) => {
+      ContainerConfig_AnnotationsEntry.encode({ key: key as any, value }, writer.uint32(82).fork())
+        .join();
+    });
+    if (message.logPath !== "") {
+      writer.uint32(90).string(message.logPath);
+    }
+    if (message.linux !== undefined) {
+      LinuxContainerConfig.encode(message.linux, writer.uint32(122).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ContainerConfig {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseContainerConfig();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.metadata = ContainerMetadata.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.image = ImageSpec.decode(reader, reader.uint32());
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.command.push(reader.string());
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.args.push(reader.string());
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.envs.push(KeyValue.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            const entry9 = ContainerConfig_LabelsEntry.decode(reader, reader.uint32());
+            if (entry9.value !== undefined) {
+              message.labels[entry9.key] = entry9.value;
+            }
+            continue;
+          }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            const entry10 = ContainerConfig_AnnotationsEntry.decode(reader, reader.uint32());
+            if (entry10.value !== undefined) {
+              message.annotations[entry10.key] = entry10.value;
+            }
+            continue;
+          }
+          case 11: {
+            if (tag !== 90) {
+              break;
+            }
+
+            message.logPath = reader.string();
+            continue;
+          }
+          case 15: {
+            if (tag !== 122) {
+              break;
+            }
+
+            message.linux = LinuxContainerConfig.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<ContainerConfig>, I>>(base?: I): ContainerConfig {
+    return ContainerConfig.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ContainerConfig>, I>>(object: I): ContainerConfig {
+    const message = createBaseContainerConfig();
+    message.metadata = (object.metadata !== undefined && object.metadata !== null)
+      ? ContainerMetadata.fromPartial(object.metadata)
+      : undefined;
+    message.image = (object.image !== undefined && object.image !== null)
+      ? ImageSpec.fromPartial(object.image)
+      : undefined;
+    message.command = object.command?.map((e) => e) || [];
+    message.args = object.args?.map((e) => e) || [];
+    message.envs = object.envs?.map((e) => KeyValue.fromPartial(e)) || [];
+    message.labels = (globalThis.Object.entries(object.labels ?? {}) as [string, string][]).reduce(
+      (acc: { [key: string]: string }, [key, value]: [string, string]) => {
+        if (value !== undefined) {
+          acc[key] = globalThis.String(value);
+        }
+        return acc;
+      },
+      {},
+    );
+    message.annotations =
+      (globalThis.Object.entries(object.annotations ?? {}) as [string, string][]).reduce(
+        (acc: { [key: string]: string }, [key, value]: [string, string]) => {
+          if (value !== undefined) {
+            acc[key] = globalThis.String(value);
+          }
+          return acc;
+        },
+        {},
+      );
+    message.logPath = object.logPath ?? "";
+    message.linux = (object.linux !== undefined && object.linux !== null)
+      ? LinuxContainerConfig.fromPartial(object.linux)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseContainerConfig_LabelsEntry(): ContainerConfig_LabelsEntry {
+  return { key: "", value: "" };
+}
+
+export const ContainerConfig_LabelsEntry: MessageFns<ContainerConfig_LabelsEntry> = {
+  encode(
+    message: ContainerConfig_LabelsEntry,
+    writer: BinaryWriter = new BinaryWriter(),
+  ): BinaryWriter {
+    if (message.key !== "") {
+      writer.uint32(10).string(message.key);
+    }
+    if (message.value !== "") {
+      writer.uint32(18).string(message.value);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ContainerConfig_LabelsEntry {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseContainerConfig_LabelsEntry();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.key = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.value = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<ContainerConfig_LabelsEntry>, I>>(
+    base?: I,
+  ): ContainerConfig_LabelsEntry {
+    return ContainerConfig_LabelsEntry.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ContainerConfig_LabelsEntry>, I>>(
+    object: I,
+  ): ContainerConfig_LabelsEntry {
+    const message = createBaseContainerConfig_LabelsEntry();
+    message.key = object.key ?? "";
+    message.value = object.value ?? "";
+    return message;
+  },
+};
+
+function createBaseContainerConfig_AnnotationsEntry(): ContainerConfig_AnnotationsEntry {
+  return { key: "", value: "" };
+}
+
+export const ContainerConfig_AnnotationsEntry: MessageFns<ContainerConfig_AnnotationsEntry> = {
+  encode(
+    message: ContainerConfig_AnnotationsEntry,
+    writer: BinaryWriter = new BinaryWriter(),
+  ): BinaryWriter {
+    if (message.key !== "") {
+      writer.uint32(10).string(message.key);
+    }
+    if (message.value !== "") {
+      writer.uint32(18).string(message.value);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ContainerConfig_AnnotationsEntry {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseContainerConfig_AnnotationsEntry();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.key = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.value = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<ContainerConfig_AnnotationsEntry>, I>>(
+    base?: I,
+  ): ContainerConfig_AnnotationsEntry {
+    return ContainerConfig_AnnotationsEntry.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ContainerConfig_AnnotationsEntry>, I>>(
+    object: I,
+  ): ContainerConfig_AnnotationsEntry {
+    const message = createBaseContainerConfig_AnnotationsEntry();
+    message.key = object.key ?? "";
+    message.value = object.value ?? "";
+    return message;
+  },
+};
+
+function createBaseCreateContainerRequest(): CreateContainerRequest {
+  return { podSandboxId: "", config: undefined, sandboxConfig: undefined };
+}
+
+export const CreateContainerRequest: MessageFns<CreateContainerRequest> = {
+  encode(message: CreateContainerRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.podSandboxId !== "") {
+      writer.uint32(10).string(message.podSandboxId);
+    }
+    if (message.config !== undefined) {
+      ContainerConfig.encode(message.config, writer.uint32(18).fork()).join();
+    }
+    if (message.sandboxConfig !== undefined) {
+      PodSandboxConfig.encode(message.sandboxConfig, writer.uint32(26).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CreateContainerRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCreateContainerRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.podSandboxId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.config = ContainerConfig.decode(reader, reader.uint32());
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.sandboxConfig = PodSandboxConfig.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<CreateContainerRequest>, I>>(
+    base?: I,
+  ): CreateContainerRequest {
+    return CreateContainerRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<CreateContainerRequest>, I>>(
+    object: I,
+  ): CreateContainerRequest {
+    const message = createBaseCreateContainerRequest();
+    message.podSandboxId = object.podSandboxId ?? "";
+    message.config = (object.config !== undefined && object.config !== null)
+      ? ContainerConfig.fromPartial(object.config)
+      : undefined;
+    message.sandboxConfig = (object.sandboxConfig !== undefined && object.sandboxConfig !== null)
+      ? PodSandboxConfig.fromPartial(object.sandboxConfig)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseCreateContainerResponse(): CreateContainerResponse {
+  return { containerId: "" };
+}
+
+export const CreateContainerResponse: MessageFns<CreateContainerResponse> = {
+  encode(
+    message: CreateContainerResponse,
+    writer: BinaryWriter = new BinaryWriter(),
+  ): BinaryWriter {
+    if (message.containerId !== "") {
+      writer.uint32(10).string(message.containerId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CreateContainerResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCreateContainerResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.containerId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<CreateContainerResponse>, I>>(
+    base?: I,
+  ): CreateContainerResponse {
+    return CreateContainerResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<CreateContainerResponse>, I>>(
+    object: I,
+  ): CreateContainerResponse {
+    const message = createBaseCreateContainerResponse();
+    message.containerId = object.containerId ?? "";
+    return message;
+  },
+};
+
+function createBaseStartContainerRequest(): StartContainerRequest {
+  return { containerId: "" };
+}
+
+export const StartContainerRequest: MessageFns<StartContainerRequest> = {
+  encode(message: StartContainerRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.containerId !== "") {
+      writer.uint32(10).string(message.containerId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): StartContainerRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseStartContainerRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.containerId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<StartContainerRequest>, I>>(base?: I): StartContainerRequest {
+    return StartContainerRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<StartContainerRequest>, I>>(
+    object: I,
+  ): StartContainerRequest {
+    const message = createBaseStartContainerRequest();
+    message.containerId = object.containerId ?? "";
+    return message;
+  },
+};
+
+function createBaseStartContainerResponse(): StartContainerResponse {
+  return {};
+}
+
+export const StartContainerResponse: MessageFns<StartContainerResponse> = {
+  encode(_: StartContainerResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): StartContainerResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseStartContainerResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<StartContainerResponse>, I>>(
+    base?: I,
+  ): StartContainerResponse {
+    return StartContainerResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<StartContainerResponse>, I>>(
+    _: I,
+  ): StartContainerResponse {
+    const message = createBaseStartContainerResponse();
+    return message;
+  },
+};
+
+function createBaseStopContainerRequest(): StopContainerRequest {
+  return { containerId: "", timeout: 0 };
+}
+
+export const StopContainerRequest: MessageFns<StopContainerRequest> = {
+  encode(message: StopContainerRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.containerId !== "") {
+      writer.uint32(10).string(message.containerId);
+    }
+    if (message.timeout !== 0) {
+      writer.uint32(16).int64(message.timeout);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): StopContainerRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseStopContainerRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.containerId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.timeout = longToNumber(reader.int64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<StopContainerRequest>, I>>(base?: I): StopContainerRequest {
+    return StopContainerRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<StopContainerRequest>, I>>(
+    object: I,
+  ): StopContainerRequest {
+    const message = createBaseStopContainerRequest();
+    message.containerId = object.containerId ?? "";
+    message.timeout = object.timeout ?? 0;
+    return message;
+  },
+};
+
+function createBaseStopContainerResponse(): StopContainerResponse {
+  return {};
+}
+
+export const StopContainerResponse: MessageFns<StopContainerResponse> = {
+  encode(_: StopContainerResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): StopContainerResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseStopContainerResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<StopContainerResponse>, I>>(base?: I): StopContainerResponse {
+    return StopContainerResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<StopContainerResponse>, I>>(_: I): StopContainerResponse {
+    const message = createBaseStopContainerResponse();
+    return message;
+  },
+};
+
+function createBaseRemoveContainerRequest(): RemoveContainerRequest {
+  return { containerId: "" };
+}
+
+export const RemoveContainerRequest: MessageFns<RemoveContainerRequest> = {
+  encode(message: RemoveContainerRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.containerId !== "") {
+      writer.uint32(10).string(message.containerId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RemoveContainerRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRemoveContainerRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.containerId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<RemoveContainerRequest>, I>>(
+    base?: I,
+  ): RemoveContainerRequest {
+    return RemoveContainerRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<RemoveContainerRequest>, I>>(
+    object: I,
+  ): RemoveContainerRequest {
+    const message = createBaseRemoveContainerRequest();
+    message.containerId = object.containerId ?? "";
+    return message;
+  },
+};
+
+function createBaseRemoveContainerResponse(): RemoveContainerResponse {
+  return {};
+}
+
+export const RemoveContainerResponse: MessageFns<RemoveContainerResponse> = {
+  encode(_: RemoveContainerResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RemoveContainerResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRemoveContainerResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<RemoveContainerResponse>, I>>(
+    base?: I,
+  ): RemoveContainerResponse {
+    return RemoveContainerResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<RemoveContainerResponse>, I>>(
+    _: I,
+  ): RemoveContainerResponse {
+    const message = createBaseRemoveContainerResponse();
+    return message;
+  },
+};
+
+function createBaseContainerStatusRequest(): ContainerStatusRequest {
+  return { containerId: "", verbose: false };
+}
+
+export const ContainerStatusRequest: MessageFns<ContainerStatusRequest> = {
+  encode(message: ContainerStatusRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.containerId !== "") {
+      writer.uint32(10).string(message.containerId);
+    }
+    if (message.verbose !== false) {
+      writer.uint32(16).bool(message.verbose);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ContainerStatusRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseContainerStatusRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.containerId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.verbose = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<ContainerStatusRequest>, I>>(
+    base?: I,
+  ): ContainerStatusRequest {
+    return ContainerStatusRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ContainerStatusRequest>, I>>(
+    object: I,
+  ): ContainerStatusRequest {
+    const message = createBaseContainerStatusRequest();
+    message.containerId = object.containerId ?? "";
+    message.verbose = object.verbose ?? false;
+    return message;
+  },
+};
+
+function createBaseContainerStatus(): ContainerStatus {
+  return { id: "", metadata: undefined, state: 0, exitCode: 0, reason: "", message: "" };
+}
+
+export const ContainerStatus: MessageFns<ContainerStatus> = {
+  encode(message: ContainerStatus, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.id !== "") {
+      writer.uint32(10).string(message.id);
+    }
+    if (message.metadata !== undefined) {
+      ContainerMetadata.encode(message.metadata, writer.uint32(18).fork()).join();
+    }
+    if (message.state !== 0) {
+      writer.uint32(24).int32(message.state);
+    }
+    if (message.exitCode !== 0) {
+      writer.uint32(56).int32(message.exitCode);
+    }
+    if (message.reason !== "") {
+      writer.uint32(82).string(message.reason);
+    }
+    if (message.message !== "") {
+      writer.uint32(90).string(message.message);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ContainerStatus {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseContainerStatus();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.id = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.metadata = ContainerMetadata.decode(reader, reader.uint32());
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.state = reader.int32() as any;
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.exitCode = reader.int32();
+            continue;
+          }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.reason = reader.string();
+            continue;
+          }
+          case 11: {
+            if (tag !== 90) {
+              break;
+            }
+
+            message.message = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<ContainerStatus>, I>>(base?: I): ContainerStatus {
+    return ContainerStatus.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ContainerStatus>, I>>(object: I): ContainerStatus {
+    const message = createBaseContainerStatus();
+    message.id = object.id ?? "";
+    message.metadata = (object.metadata !== undefined && object.metadata !== null)
+      ? ContainerMetadata.fromPartial(object.metadata)
+      : undefined;
+    message.state = object.state ?? 0;
+    message.exitCode = object.exitCode ?? 0;
+    message.reason = object.reason ?? "";
+    message.message = object.message ?? "";
+    return message;
+  },
+};
+
+function createBaseContainerStatusResponse(): ContainerStatusResponse {
+  return { status: undefined, info: {} };
+}
+
+export const ContainerStatusResponse: MessageFns<ContainerStatusResponse> = {
+  encode(
+    message: ContainerStatusResponse,
+    writer: BinaryWriter = new BinaryWriter(),
+  ): BinaryWriter {
+    if (message.status !== undefined) {
+      ContainerStatus.encode(message.status, writer.uint32(10).fork()).join();
+    }
+    globalThis.Object.entries(message.info).forEach(([key, value]: [string, string]) => {
+      ContainerStatusResponse_InfoEntry.encode({ key: key as any, value }, writer.uint32(18).fork())
+        .join();
+    });
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ContainerStatusResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseContainerStatusResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.status = ContainerStatus.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            const entry2 = ContainerStatusResponse_InfoEntry.decode(reader, reader.uint32());
+            if (entry2.value !== undefined) {
+              message.info[entry2.key] = entry2.value;
+            }
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<ContainerStatusResponse>, I>>(
+    base?: I,
+  ): ContainerStatusResponse {
+    return ContainerStatusResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ContainerStatusResponse>, I>>(
+    object: I,
+  ): ContainerStatusResponse {
+    const message = createBaseContainerStatusResponse();
+    message.status = (object.status !== undefined && object.status !== null)
+      ? ContainerStatus.fromPartial(object.status)
+      : undefined;
+    message.info = (globalThis.Object.entries(object.info ?? {}) as [string, string][]).reduce(
+      (acc: { [key: string]: string }, [key, value]: [string, string]) => {
+        if (value !== undefined) {
+          acc[key] = globalThis.String(value);
+        }
+        return acc;
+      },
+      {},
+    );
+    return message;
+  },
+};
+
+function createBaseContainerStatusResponse_InfoEntry(): ContainerStatusResponse_InfoEntry {
+  return { key: "", value: "" };
+}
+
+export const ContainerStatusResponse_InfoEntry: MessageFns<ContainerStatusResponse_InfoEntry> = {
+  encode(
+    message: ContainerStatusResponse_InfoEntry,
+    writer: BinaryWriter = new BinaryWriter(),
+  ): BinaryWriter {
+    if (message.key !== "") {
+      writer.uint32(10).string(message.key);
+    }
+    if (message.value !== "") {
+      writer.uint32(18).string(message.value);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ContainerStatusResponse_InfoEntry {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseContainerStatusResponse_InfoEntry();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.key = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.value = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<ContainerStatusResponse_InfoEntry>, I>>(
+    base?: I,
+  ): ContainerStatusResponse_InfoEntry {
+    return ContainerStatusResponse_InfoEntry.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ContainerStatusResponse_InfoEntry>, I>>(
+    object: I,
+  ): ContainerStatusResponse_InfoEntry {
+    const message = createBaseContainerStatusResponse_InfoEntry();
+    message.key = object.key ?? "";
+    message.value = object.value ?? "";
+    return message;
+  },
+};
 
 function createBaseStatusRequest(): StatusRequest {
   return { verbose: false };
@@ -4255,6 +5874,71 @@ export const RuntimeServiceService = {
       Buffer.from(StatusResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): StatusResponse => StatusResponse.decode(value),
   },
+  /** An app container in a pod: created, started, stopped, removed, asked about. */
+  createContainer: {
+    path: "/runtime.v1.RuntimeService/CreateContainer" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: CreateContainerRequest): Buffer =>
+      Buffer.from(CreateContainerRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): CreateContainerRequest =>
+      CreateContainerRequest.decode(value),
+    responseSerialize: (value: CreateContainerResponse): Buffer =>
+      Buffer.from(CreateContainerResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): CreateContainerResponse =>
+      CreateContainerResponse.decode(value),
+  },
+  startContainer: {
+    path: "/runtime.v1.RuntimeService/StartContainer" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: StartContainerRequest): Buffer =>
+      Buffer.from(StartContainerRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): StartContainerRequest =>
+      StartContainerRequest.decode(value),
+    responseSerialize: (value: StartContainerResponse): Buffer =>
+      Buffer.from(StartContainerResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): StartContainerResponse =>
+      StartContainerResponse.decode(value),
+  },
+  stopContainer: {
+    path: "/runtime.v1.RuntimeService/StopContainer" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: StopContainerRequest): Buffer =>
+      Buffer.from(StopContainerRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): StopContainerRequest => StopContainerRequest.decode(value),
+    responseSerialize: (value: StopContainerResponse): Buffer =>
+      Buffer.from(StopContainerResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): StopContainerResponse =>
+      StopContainerResponse.decode(value),
+  },
+  removeContainer: {
+    path: "/runtime.v1.RuntimeService/RemoveContainer" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: RemoveContainerRequest): Buffer =>
+      Buffer.from(RemoveContainerRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): RemoveContainerRequest =>
+      RemoveContainerRequest.decode(value),
+    responseSerialize: (value: RemoveContainerResponse): Buffer =>
+      Buffer.from(RemoveContainerResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): RemoveContainerResponse =>
+      RemoveContainerResponse.decode(value),
+  },
+  containerStatus: {
+    path: "/runtime.v1.RuntimeService/ContainerStatus" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ContainerStatusRequest): Buffer =>
+      Buffer.from(ContainerStatusRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ContainerStatusRequest =>
+      ContainerStatusRequest.decode(value),
+    responseSerialize: (value: ContainerStatusResponse): Buffer =>
+      Buffer.from(ContainerStatusResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ContainerStatusResponse =>
+      ContainerStatusResponse.decode(value),
+  },
 } as const;
 
 export interface RuntimeServiceServer extends UntypedServiceImplementation {
@@ -4270,6 +5954,12 @@ export interface RuntimeServiceServer extends UntypedServiceImplementation {
   listPodSandbox: handleUnaryCall<ListPodSandboxRequest, ListPodSandboxResponse>;
   /** The runtime's conditions; the kubelet waits for "RuntimeReady" before it runs pods. */
   status: handleUnaryCall<StatusRequest, StatusResponse>;
+  /** An app container in a pod: created, started, stopped, removed, asked about. */
+  createContainer: handleUnaryCall<CreateContainerRequest, CreateContainerResponse>;
+  startContainer: handleUnaryCall<StartContainerRequest, StartContainerResponse>;
+  stopContainer: handleUnaryCall<StopContainerRequest, StopContainerResponse>;
+  removeContainer: handleUnaryCall<RemoveContainerRequest, RemoveContainerResponse>;
+  containerStatus: handleUnaryCall<ContainerStatusRequest, ContainerStatusResponse>;
 }
 
 export interface RuntimeServiceClient extends Client {
@@ -4382,6 +6072,82 @@ export interface RuntimeServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: StatusResponse) => void,
+  ): ClientUnaryCall;
+  /** An app container in a pod: created, started, stopped, removed, asked about. */
+  createContainer(
+    request: CreateContainerRequest,
+    callback: (error: ServiceError | null, response: CreateContainerResponse) => void,
+  ): ClientUnaryCall;
+  createContainer(
+    request: CreateContainerRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: CreateContainerResponse) => void,
+  ): ClientUnaryCall;
+  createContainer(
+    request: CreateContainerRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: CreateContainerResponse) => void,
+  ): ClientUnaryCall;
+  startContainer(
+    request: StartContainerRequest,
+    callback: (error: ServiceError | null, response: StartContainerResponse) => void,
+  ): ClientUnaryCall;
+  startContainer(
+    request: StartContainerRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: StartContainerResponse) => void,
+  ): ClientUnaryCall;
+  startContainer(
+    request: StartContainerRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: StartContainerResponse) => void,
+  ): ClientUnaryCall;
+  stopContainer(
+    request: StopContainerRequest,
+    callback: (error: ServiceError | null, response: StopContainerResponse) => void,
+  ): ClientUnaryCall;
+  stopContainer(
+    request: StopContainerRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: StopContainerResponse) => void,
+  ): ClientUnaryCall;
+  stopContainer(
+    request: StopContainerRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: StopContainerResponse) => void,
+  ): ClientUnaryCall;
+  removeContainer(
+    request: RemoveContainerRequest,
+    callback: (error: ServiceError | null, response: RemoveContainerResponse) => void,
+  ): ClientUnaryCall;
+  removeContainer(
+    request: RemoveContainerRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: RemoveContainerResponse) => void,
+  ): ClientUnaryCall;
+  removeContainer(
+    request: RemoveContainerRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: RemoveContainerResponse) => void,
+  ): ClientUnaryCall;
+  containerStatus(
+    request: ContainerStatusRequest,
+    callback: (error: ServiceError | null, response: ContainerStatusResponse) => void,
+  ): ClientUnaryCall;
+  containerStatus(
+    request: ContainerStatusRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ContainerStatusResponse) => void,
+  ): ClientUnaryCall;
+  containerStatus(
+    request: ContainerStatusRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ContainerStatusResponse) => void,
   ): ClientUnaryCall;
 }
 
