@@ -58,8 +58,14 @@ function hostNetworkPod(name: string, config: Record<string, unknown> = {}): Pod
 /** The test pause image's command. */
 const PAUSE_COMMAND = ["/bin/sleep", "2147483647"];
 
+/** The process's command line once it has exec'd (runc's init shows first, briefly). */
 async function commandLine(pid: number): Promise<string[]> {
-  return (await Deno.readTextFile(`/proc/${pid}/cmdline`)).split("\0").filter(Boolean);
+  const read = async () =>
+    (await Deno.readTextFile(`/proc/${pid}/cmdline`)).split("\0").filter(Boolean);
+  return await eventually(`pid ${pid} to exec`, async () => {
+    const args = await read();
+    return args[0] === "runc" ? undefined : args;
+  });
 }
 
 async function nsInode(pid: number | "self", ns: string): Promise<string> {

@@ -53,9 +53,10 @@ function kill(victims: Victim[]): void {
 }
 
 /**
- * Every victim's record has its true status and its own exit time: after the kill, and
- * within OBSERVATION_MS of the host seeing the process reaped (the shim stamps the time
- * just after it reaps, a few ms later under load).
+ * Every victim's record has its true status and its own exit time: not before the kill,
+ * and at most OBSERVATION_MS after the host saw the process reaped (the shim stamps the
+ * time just after it reaps). A host that looks late (under load) only widens the window:
+ * a time the agent made up when it learned of the exit would fall outside it.
  */
 async function expectExact(client: AgentClient, victims: Victim[], what: string) {
   let worst = 0;
@@ -68,17 +69,16 @@ async function expectExact(client: AgentClient, victims: Victim[], what: string)
     assert(exit.exitedAt, `${what}: ${v.id} has an exit time`);
     const at = instantToMillis(exit.exitedAt);
     const goneAt = await v.goneAt!;
-    const off = Math.abs(at - goneAt);
     assert(
-      at >= v.killedAt! - CLOCK_SLACK_MS && off < OBSERVATION_MS,
+      at >= v.killedAt! - CLOCK_SLACK_MS && at <= goneAt + OBSERVATION_MS,
       `${what}: ${v.id} exited at ${exit.exitedAt}: killed at ${
         new Date(v.killedAt!).toISOString()
       }, ` +
         `seen reaped at ${new Date(goneAt).toISOString()}`,
     );
-    worst = Math.max(worst, off);
+    worst = Math.max(worst, at - v.killedAt!);
   }
-  console.log(`${what}: exit times within ${worst.toFixed(1)} ms of the host's observation`);
+  console.log(`${what}: exit times at most ${worst.toFixed(1)} ms after the kills`);
 }
 
 async function plainWorld() {
