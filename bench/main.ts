@@ -3,7 +3,7 @@
  *
  * Usage: deno task bench [--quick] [--only NAME,...] [--out FILE] [--agent-deno-flag FLAG]...
  *   --quick            small sizes and short windows (CI: the code must keep running)
- *   --only             run only these benchmarks (latency, burst, waiters, startup, idle, store)
+ *   --only             run only these benchmarks (latency, burst, waiters, startup, idle, store, sandboxer)
  *   --out              where the JSON goes (default bench/results/latest.json)
  *   --agent-deno-flag  extra `deno run` flag for every agent process (e.g. --cpu-prof,
  *                      --cpu-prof-dir=/tmp/prof, --v8-flags=...)
@@ -23,14 +23,23 @@ import { formatTable, type Row } from "./report.ts";
 import { startupBenchmark } from "./startup.ts";
 import { storeBenchmark } from "./store_size.ts";
 import { waitersBenchmark } from "./waiters.ts";
+import { sandboxerBenchmark } from "./sandboxer.ts";
 
-export const BENCHMARKS = ["latency", "burst", "waiters", "startup", "idle", "store"] as const;
+export const BENCHMARKS = [
+  "latency",
+  "burst",
+  "waiters",
+  "startup",
+  "idle",
+  "store",
+  "sandboxer",
+] as const;
 export type BenchmarkName = typeof BENCHMARKS[number];
 
 const DEFAULT_OUT = new URL("./results/latest.json", import.meta.url).pathname;
 
 const USAGE =
-  "usage: deno task bench [--quick] [--only latency,burst,waiters,startup,idle,store] [--out FILE] [--agent-deno-flag FLAG]...";
+  "usage: deno task bench [--quick] [--only latency,burst,waiters,startup,idle,store,sandboxer] [--out FILE] [--agent-deno-flag FLAG]...";
 
 async function main(argv: string[]): Promise<number> {
   let values;
@@ -119,6 +128,9 @@ async function main(argv: string[]): Promise<number> {
           break;
         case "store":
           result = await storeBenchmark(ctx, burst?.state);
+          break;
+        case "sandboxer":
+          result = await sandboxerBenchmark(ctx);
           break;
       }
       results[name] = result;
