@@ -250,14 +250,18 @@ Deno.test("podsandboxd's pods survive restarts of either side with their true ex
 Deno.test("20 pods run and removed in parallel through podsandboxd leave nothing behind", async () => {
   const s = await SandboxerNode.start();
   try {
-    const pods = await s.cri.runPods("par", 20, { runtimeHandler: HANDLER, concurrency: 10 });
+    const pods = await s.explained(() =>
+      s.cri.runPods("par", 20, { runtimeHandler: HANDLER, concurrency: 10 })
+    );
     for (const pod of pods) {
       assertEquals(await s.cri.podState(pod.id), PodSandboxState.SANDBOX_READY, pod.name);
     }
-    await Promise.all(pods.map(async (pod) => {
-      await s.cri.stopPod(pod.id);
-      await s.cri.removePod(pod.id);
-    }));
+    await s.explained(() =>
+      Promise.all(pods.map(async (pod) => {
+        await s.cri.stopPod(pod.id);
+        await s.cri.removePod(pod.id);
+      }))
+    );
     for (const pod of pods) await nothingLeft(s, pod);
   } finally {
     await s.stop();

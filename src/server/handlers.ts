@@ -37,11 +37,14 @@ import {
   type WatchRequest,
 } from "../gen/podsandboxd/v1/podsandboxd.ts";
 import { validateIdentifier } from "../ids.ts";
+import { logger } from "../log.ts";
 import { MalformedRequest } from "./malformed.ts";
 import type { ExitSource, SandboxKey, SandboxRecord, SandboxState } from "../store/types.ts";
 import { toTimestamp } from "../time.ts";
 import { toServiceError } from "./status.ts";
 import type { SandboxService } from "./types.ts";
+
+const log = logger("server");
 
 /** Metadata key containerd clients use to name the namespace. */
 export const NAMESPACE_METADATA = "containerd-namespace";
@@ -136,6 +139,11 @@ export function sandboxControllerHandlers(service: SandboxService) {
     unary<Req, Res>(`Controller/${rpc}`, async (call) => {
       const key = sandboxKey(call, service, call.request.sandboxId);
       const { signal, done } = callSignal(call, `${rpc} of sandbox ${key.id}`);
+      log.debug("{rpc} of sandbox {namespace}/{id} (sandboxer {sandboxer})", {
+        rpc,
+        ...key,
+        sandboxer: call.request.sandboxer,
+      });
       try {
         return await run(call.request, key, signal);
       } finally {

@@ -125,6 +125,36 @@ export class SandboxerNode {
     return this.node.cri;
   }
 
+  /** The agent's warnings and errors so far, for a failing test's message. */
+  problems(): string {
+    return this.agent.logs.filter((l) => l.level === "WARNING" || l.level === "ERROR")
+      .slice(-30).map((l) => JSON.stringify(l)).join("\n");
+  }
+
+  /** Runs `body`; a failure carries the agent's warnings and errors. */
+  async explained<T>(body: () => Promise<T>): Promise<T> {
+    try {
+      return await body();
+    } catch (err) {
+      // The sandboxes the error names: what the agent logged about them.
+      const ids = String(err).match(/[0-9a-f]{64}/g) ?? [];
+      const about = this.agent.logs.filter((l) => ids.some((id) => JSON.stringify(l).includes(id)))
+        .map((l) => `${l["@timestamp"]} ${l.level} ${l.message}`).join("\n");
+      const containerdLog = await Deno.readTextFile(
+        join(this.node.containerd.dir, "containerd.log"),
+      )
+        .catch(() => "");
+      const theirs = containerdLog.split("\n").filter((l) => ids.some((id) => l.includes(id)))
+        .slice(-40).join("\n");
+      throw new Error(
+        `${err}\nthe agent's warnings and errors:\n${this.problems()}\n` +
+          `the agent's log about ${ids.join(", ") || "it"}:\n${about}\n` +
+          `containerd's log about it:\n${theirs}`,
+        { cause: err },
+      );
+    }
+  }
+
   /** Removes every pod through the CRI, stops the agent and containerd, removes the state. */
   async stop(): Promise<void> {
     try {
