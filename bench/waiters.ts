@@ -1,6 +1,6 @@
 /**
  * Benchmark 3, waiters: N concurrent `Wait` calls blocked on the agent's socket (one per
- * sandbox of the fake containerd, over N/100 client connections), then the N exits in
+ * sandbox of the fake containerd, over N/50 client connections), then the N exits in
  * one burst. Figures: the agent's RSS growth with the calls blocked and after they were
  * answered; the time from the last exit written to the last answer received.
  *
@@ -25,9 +25,9 @@ const HELD_CALLS = new URL("./baseline/held_calls.ts", import.meta.url).pathname
  * connection (src/server/connection_cap.ts): a client that multiplexes more calls than that
  * on one connection is asked to move on, and grpc-js-on-Deno clients then see some fail.
  */
-const WAITS_PER_CHANNEL = 100;
+const WAITS_PER_CHANNEL = 50;
 
-/** N waits spread over N/100 channels; no deadline (like `wait` without --timeout). */
+/** N waits spread over N/50 channels; no deadline (like `wait` without --timeout). */
 class Waits {
   readonly answeredAt: number[] = [];
   readonly done: Promise<void>;

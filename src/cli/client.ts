@@ -48,7 +48,7 @@ export class AgentClient {
   /**
    * `namespace` overrides the agent's default namespace. grpc-js shares one connection
    * between clients of the same socket in a process; `ownConnection` gives this client
-   * its own (the agent moves a connection on after 200 calls: spread many concurrent
+   * its own (the agent moves a connection on after 64 calls: spread many concurrent
    * calls over several clients).
    */
   constructor(socketPath: string, options: { namespace?: string; ownConnection?: boolean } = {}) {
