@@ -31,6 +31,11 @@ export interface GroupCommitOptions {
   maxWrites?: number;
   /** Called with the duration of each atomic commit, in seconds (metrics). */
   onCommit?: (seconds: number) => void;
+  /**
+   * Called after each commit that succeeded with the subjects it held and when it ran
+   * (wall-clock ms; exit tracing).
+   */
+  onGroup?: (subjects: string[], startedAt: number, endedAt: number) => void;
 }
 
 interface Entry {
@@ -43,6 +48,7 @@ export class GroupCommitter {
   readonly #kv: Deno.Kv;
   readonly #maxWrites: number;
   readonly #onCommit?: (seconds: number) => void;
+  readonly #onGroup?: GroupCommitOptions["onGroup"];
   #queue: Entry[] = [];
   #running = false;
 
@@ -50,6 +56,7 @@ export class GroupCommitter {
     this.#kv = kv;
     this.#maxWrites = options.maxWrites ?? 100;
     this.#onCommit = options.onCommit;
+    this.#onGroup = options.onGroup;
   }
 
   /**
@@ -99,7 +106,7 @@ export class GroupCommitter {
     const op = this.#kv.atomic();
     for (const entry of group) entry.write.build(op);
     try {
-      const versionstamp = await this.#timed(op);
+      const versionstamp = await this.#timed(op, group);
       if (versionstamp !== null) {
         for (const entry of group) entry.resolve(versionstamp);
         return;
@@ -115,16 +122,21 @@ export class GroupCommitter {
     const op = this.#kv.atomic();
     entry.write.build(op);
     try {
-      entry.resolve(await this.#timed(op));
+      entry.resolve(await this.#timed(op, [entry]));
     } catch (err) {
       entry.reject(err);
     }
   }
 
-  async #timed(op: Deno.AtomicOperation): Promise<string | null> {
+  async #timed(op: Deno.AtomicOperation, group: Entry[]): Promise<string | null> {
     const started = performance.now();
     const result = await op.commit();
-    this.#onCommit?.((performance.now() - started) / 1000);
+    const ended = performance.now();
+    this.#onCommit?.((ended - started) / 1000);
+    if (this.#onGroup && result.ok) {
+      const origin = performance.timeOrigin;
+      this.#onGroup(group.map((e) => e.write.subject), origin + started, origin + ended);
+    }
     return result.ok ? result.versionstamp : null;
   }
 }

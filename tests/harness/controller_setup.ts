@@ -5,7 +5,7 @@
  * @module
  */
 import { Controller, type ControllerOptions } from "../../src/controller/controller.ts";
-import { KvSandboxStore } from "../../src/store/kv_store.ts";
+import { KvSandboxStore, type KvStoreOptions } from "../../src/store/kv_store.ts";
 import { assertEquals } from "./assert.ts";
 import { FakeContainerd } from "./fake_containerd.ts";
 
@@ -31,6 +31,8 @@ export interface SetupOptions {
   storePath?: string;
   /** Wait for the first session to connect. @default true */
   connected?: boolean;
+  /** Options of the store (e.g. its commit hooks). */
+  store?: KvStoreOptions;
 }
 
 export async function setup(
@@ -40,7 +42,7 @@ export async function setup(
 ): Promise<Setup> {
   const fake = setupOptions.fake ?? new FakeContainerd(NS);
   prepare?.(fake);
-  const store = await KvSandboxStore.open(setupOptions.storePath ?? ":memory:");
+  const store = await KvSandboxStore.open(setupOptions.storePath ?? ":memory:", setupOptions.store);
   const controller = new Controller(fake, store, {
     namespace: NS,
     filters: FILTERS,

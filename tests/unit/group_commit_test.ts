@@ -168,3 +168,36 @@ Deno.test("a record changed behind the store's back is read again, never overwri
     store.close();
   }
 });
+
+Deno.test("onGroup reports each commit's subjects and when it ran, in wall-clock time", async () => {
+  const kv = await Deno.openKv(":memory:");
+  try {
+    const groups: Array<{ subjects: string[]; startedAt: number; endedAt: number }> = [];
+    const group = new GroupCommitter(kv, {
+      onGroup: (subjects, startedAt, endedAt) => groups.push({ subjects, startedAt, endedAt }),
+    });
+    const before = performance.timeOrigin + performance.now();
+    await Promise.all(
+      Array.from({ length: 5 }, (_, i) =>
+        group.commit({
+          subject: `s${i}`,
+          build: (op) => op.set(["k", i], i),
+        })),
+    );
+    const after = performance.timeOrigin + performance.now();
+    // The first alone, the four that queued behind it together.
+    assertEquals(groups.map((g) => g.subjects), [["s0"], ["s1", "s2", "s3", "s4"]]);
+    for (const g of groups) {
+      assert(before <= g.startedAt && g.startedAt <= g.endedAt && g.endedAt <= after);
+    }
+    // A failed check is no commit: nothing reported for it.
+    groups.length = 0;
+    const stale = await group.commit({
+      subject: "stale",
+      build: (op) => op.check({ key: ["k", 0], versionstamp: null }).set(["k", 0], 9),
+    });
+    assertEquals([stale, groups.length], [null, 0]);
+  } finally {
+    kv.close();
+  }
+});
