@@ -27,9 +27,7 @@
  * @module
  */
 import { join } from "node:path";
-import { AgentClient } from "../src/cli/client.ts";
 import { GrpcContainerdClient } from "../src/containerd/grpc_client.ts";
-import { instantToMillis } from "../src/time.ts";
 import type { ExitTraceLine } from "../src/trace/exit_trace.ts";
 import { PrivateContainerd } from "../tests/harness/containerd.ts";
 import { Containers, importImages, uniqueId } from "../tests/harness/containers.ts";
@@ -69,9 +67,10 @@ const POLLERS = 10;
 const SPACING_MS = 100;
 /**
  * Waits per client connection: below the agent's streams per connection
- * (src/server/connection_cap.ts), so no call is refused by its GOAWAY.
+ * (src/server/connection_cap.ts), so no call is refused by its GOAWAY. The waiting
+ * process is SIGKILLed at the end (bench/baseline/observer.ts says why).
  */
-const WAITS_PER_CONNECTION = 50;
+const WAITS_PER_CONNECTION = 25;
 
 function latency(arrival: { at: number; exitedAt: number }): number {
   return arrival.at - arrival.exitedAt;
@@ -210,7 +209,7 @@ async function latencyRound(
   let agent: BenchAgent | undefined;
   let floor: ObserverProcess | undefined;
   let pollers: ObserverProcess | undefined;
-  const waiters: AgentClient[] = [];
+  let waiter: ObserverProcess | undefined;
   const client = new GrpcContainerdClient({ address: containerd.socket });
   const profileDir = ctx.profile ? join(options.dir, "profile") : undefined;
   let all: string[] = [];
@@ -251,26 +250,33 @@ async function latencyRound(
       pollers = await ObserverProcess.pollers(containerd.socket, namespace, POLLERS, ctx.cleanup);
     }
 
-    const answers: Arrivals = new Map();
-    const waits = all.map(async (id, i) => {
-      if (i % WAITS_PER_CONNECTION === 0) {
-        waiters.push(new AgentClient(agent!.socket, { namespace, ownConnection: true }));
-      }
-      const res = await waiters.at(-1)!.wait(id, { timeoutMs: 300_000 });
-      const at = wallMs();
-      if (res.exitStatus !== 137 || !res.exitedAt) {
-        throw new Error(`latency: wait ${id} answered ${JSON.stringify(res)}`);
-      }
-      answers.set(id, { at, exitedAt: instantToMillis(res.exitedAt) });
-    });
-    // A failed wait fails the round at the next await of the answers.
-    const failed = Promise.all(waits).then(() => new Promise<never>(() => {}));
-    failed.catch(() => {});
+    waiter = await ObserverProcess.waits(
+      agent.socket,
+      namespace,
+      all,
+      WAITS_PER_CONNECTION,
+      ctx.cleanup,
+    );
+    const answers = waiter.answers;
     // Every Wait has reached the agent and is blocked once the agent has gone quiet.
     await quiescent(agent.pid, { quietMs: 500 });
-    if (answers.size > 0) throw new Error("latency: waits answered before the kill");
-    const answered = (ids: string[]) =>
-      Promise.race([failed, until("the answers", () => ids.every((id) => answers.has(id)))]);
+    if (answers.size > 0 || waiter.errors.length > 0) {
+      throw new Error(`latency: waits ended before the kill: ${waiter.errors.slice(0, 3)}`);
+    }
+    const answered = async (ids: string[]) => {
+      await until(
+        "the answers",
+        () => waiter!.errors.length > 0 || ids.every((id) => answers.has(id)),
+        300_000,
+      );
+      const wrong = ids.filter((id) => waiter!.statuses.get(id) !== 137);
+      if (waiter!.errors.length > 0 || wrong.length > 0) {
+        throw new Error(
+          `latency: waits failed (${waiter!.errors.slice(0, 3).join("; ")}) or answered ` +
+            `other than 137 (${wrong.slice(0, 3).join(", ")})`,
+        );
+      }
+    };
 
     let single: { ids: string[]; load: number } | undefined;
     if (singles.length > 0) {
@@ -333,7 +339,11 @@ async function latencyRound(
         window: { from: killedAt, to: lastAnswer },
       });
     }
-    for (const w of waiters.splice(0)) w.close();
+    // The traces are logged once the agent has been quiet (1 s).
+    await agent.until(() => all.every((id) => agent!.traces.has(id)), 30_000).catch((err) =>
+      ctx.note(`latency: not every exit's trace arrived: ${(err as Error).message.split("\n")[0]}`)
+    );
+    await waiter.close();
     const anchor = profileDir ? clockAnchor() : undefined;
     await agent.stop(); // the exit traces are logged as it stops
     const traces = agent.traces;
@@ -372,7 +382,7 @@ async function latencyRound(
       }),
     };
   } finally {
-    for (const w of waiters) w.close();
+    await waiter?.close();
     await pollers?.close();
     await floor?.close();
     await agent?.stop();
@@ -447,10 +457,11 @@ function profileTable(columns: Array<{ title: string; profile?: ProfileSummary }
   if (withProfile.length === 0) return "";
   const areas = [...new Set(withProfile.flatMap((c) => Object.keys(c.profile!.byArea)))];
   const header = ["CPU samples in the burst (ms)", ...withProfile.map((c) => c.title)];
-  const lines = [header, [
-    "window (kill → last answer)",
-    ...withProfile.map((c) => String(c.profile!.windowMs)),
-  ]];
+  const lines = [
+    header,
+    ["window (kill → last answer)", ...withProfile.map((c) => String(c.profile!.windowMs))],
+    ["no samples (thread not running)", ...withProfile.map((c) => String(c.profile!.stalledMs))],
+  ];
   for (const a of areas) {
     lines.push([
       a,

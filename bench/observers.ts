@@ -1,7 +1,8 @@
 /**
  * The latency benchmark's observers (bench/baseline/observer.ts), each run as a process
  * of its own, and what they saw: per sandbox, when (wall-clock ms) the raw subscriber got
- * its TaskExit and TaskDelete, and when each poller first listed it stopped.
+ * its TaskExit and TaskDelete, when each poller first listed it stopped, and when the
+ * agent's answer to its Wait arrived.
  *
  * @module
  */
@@ -14,11 +15,13 @@ export type Arrivals = Map<string, { at: number; exitedAt: number }>;
 
 interface Line {
   ready?: boolean;
-  kind?: "exit" | "delete" | "seen";
+  kind?: "exit" | "delete" | "seen" | "answer" | "error";
   id?: string;
   at?: number;
   exitedAt?: number;
   poller?: number;
+  status?: number;
+  error?: string;
 }
 
 export class ObserverProcess {
@@ -28,12 +31,20 @@ export class ObserverProcess {
   readonly deletes: Arrivals = new Map();
   /** Poller → what it saw stopped (mode poll). */
   readonly seen = new Map<number, Arrivals>();
+  /** The agent's answers (mode wait). */
+  readonly answers: Arrivals = new Map();
+  /** Sandbox id → its Wait's exit status (mode wait). */
+  readonly statuses = new Map<string, number>();
+  /** Waits that failed: "id: error" (mode wait). */
+  readonly errors: string[] = [];
   readonly #process: Deno.ChildProcess;
+  readonly #stopSignal: Deno.Signal;
   readonly #reading: Promise<void>;
   readonly #ready = Promise.withResolvers<void>();
   readonly #untrack: () => void;
 
-  private constructor(args: string[], cleanup: Cleanups) {
+  private constructor(args: string[], cleanup: Cleanups, stopSignal: Deno.Signal = "SIGTERM") {
+    this.#stopSignal = stopSignal;
     this.#process = new Deno.Command(Deno.execPath(), {
       args: ["run", "-A", OBSERVER, ...args],
       stdin: "null",
@@ -63,6 +74,21 @@ export class ObserverProcess {
     return new ObserverProcess(["poll", socket, namespace, String(count)], cleanup).#started();
   }
 
+  /**
+   * One blocked Wait per id on the agent's socket, `perConnection` to a connection, once
+   * every Wait is sent. Closed with SIGKILL (see bench/baseline/observer.ts).
+   */
+  static waits(
+    agentSocket: string,
+    namespace: string,
+    ids: string[],
+    perConnection: number,
+    cleanup: Cleanups,
+  ): Promise<ObserverProcess> {
+    const args = ["wait", agentSocket, namespace, String(perConnection), ...ids];
+    return new ObserverProcess(args, cleanup, "SIGKILL").#started();
+  }
+
   async #started(): Promise<this> {
     try {
       await this.#ready.promise;
@@ -82,9 +108,12 @@ export class ObserverProcess {
         const line = JSON.parse(buffer.slice(0, nl)) as Line;
         buffer = buffer.slice(nl + 1);
         if (line.ready) this.#ready.resolve();
+        if (line.kind === "error") this.errors.push(`${line.id}: ${line.error}`);
+        if (line.kind === "answer" && line.id) this.statuses.set(line.id, line.status ?? -1);
         if (!line.id || line.at === undefined || line.exitedAt === undefined) continue;
         const arrival = { at: line.at, exitedAt: line.exitedAt };
         if (line.kind === "exit") this.exits.set(line.id, arrival);
+        else if (line.kind === "answer") this.answers.set(line.id, arrival);
         else if (line.kind === "delete") this.deletes.set(line.id, arrival);
         else if (line.kind === "seen") {
           const poller = line.poller ?? 0;
@@ -97,7 +126,7 @@ export class ObserverProcess {
 
   async close(): Promise<void> {
     try {
-      this.#process.kill("SIGTERM");
+      this.#process.kill(this.#stopSignal);
     } catch {
       // Gone already.
     }

@@ -3,7 +3,9 @@
  * (a burst of exits): how many milliseconds the samples in it spent idle, in the garbage
  * collector, and in each part of the agent's stack — the deepest frame with a source
  * file decides (a builtin counts for the JS function that called it) — and the functions
- * with the most self time.
+ * with the most self time. Each sample counts for the sampling interval (the median gap
+ * between samples): a longer gap is time the thread was not running (waiting for a CPU),
+ * which says nothing about the function it was in.
  *
  * V8 stamps samples with CLOCK_MONOTONIC (µs); /proc/timer_list ("now at N nsecs", root
  * only) gives that clock to pair with the wall clock.
@@ -59,6 +61,10 @@ interface CpuProfile {
 export interface ProfileSummary {
   /** Wall-clock ms the window lasted. */
   windowMs: number;
+  /** The sampling interval (µs, the median gap between samples). */
+  intervalUs: number;
+  /** Time in gaps between samples longer than two intervals (ms): the thread not running. */
+  stalledMs: number;
   /** Sampled time in the window, by part of the stack (ms), busiest first. */
   byArea: Record<string, number>;
   /** Functions with the most self time (ms), busiest first. */
@@ -121,11 +127,16 @@ export function summariseProfile(
   };
   const byArea = new Map<string, number>();
   const byFn = new Map<string, number>();
+  const sortedDeltas = [...profile.timeDeltas].sort((a, b) => a - b);
+  const interval = sortedDeltas[Math.floor(sortedDeltas.length / 2)] ?? 0;
   let t = profile.startTime;
+  let stalledMs = 0;
   for (let i = 0; i < profile.samples.length; i++) {
     t += profile.timeDeltas[i];
-    const next = profile.timeDeltas[i + 1] ?? 0;
     if (t < from || t > to) continue;
+    const gap = profile.timeDeltas[i + 1] ?? interval;
+    if (gap > 2 * interval) stalledMs += (gap - interval) / 1000;
+    const next = interval;
     const id = profile.samples[i];
     const a = area(id);
     byArea.set(a, (byArea.get(a) ?? 0) + next / 1000);
@@ -138,6 +149,8 @@ export function summariseProfile(
   const sorted = (m: Map<string, number>) => [...m].sort((a, b) => b[1] - a[1]);
   return {
     windowMs: round(window.to - window.from),
+    intervalUs: round(interval),
+    stalledMs: round(stalledMs),
     byArea: Object.fromEntries(sorted(byArea).map(([k, v]) => [k, round(v)])),
     topFunctions: sorted(byFn).slice(0, top).map(([fn, ms]) => ({ fn, ms: round(ms) })),
   };

@@ -5,14 +5,21 @@
  * - `events SOCKET NAMESPACE`: the floor, a raw subscriber of containerd's TaskExit and
  *   TaskDelete events (grpc-js and the agent's decoder, no store);
  * - `poll SOCKET NAMESPACE N`: N pollers that list tasks and sleep 1 s between listings
- *   (the kubelet's generic PLEG relist), their first listings 1/N s apart.
+ *   (the kubelet's generic PLEG relist), their first listings 1/N s apart;
+ * - `wait AGENT_SOCKET NAMESPACE PER_CONNECTION ID...`: one blocked Wait per id on the
+ *   agent's socket, PER_CONNECTION to a connection. It is ended with SIGKILL: a Deno
+ *   grpc-js client that closes its connections gracefully can abort the agent (Deno
+ *   2.9.6's node:http2, see src/server/connection_cap.ts); one that dies never did.
  *
  * Prints `{"ready":true}` once live (the subscription's marker came back; every poller
- * listed once), then one JSON line per first sighting, wall-clock ms:
- * `{"kind":"exit"|"delete"|"seen","id","at","exitedAt","poller"?}`. Runs until SIGTERM.
+ * listed once; every Wait sent), then one JSON line per first sighting or answer,
+ * wall-clock ms: `{"kind":"exit"|"delete"|"seen"|"answer","id","at","exitedAt","poller"?,
+ * "status"?}`, or `{"kind":"error","id","error"}` for a Wait that failed. Runs until
+ * SIGTERM (SIGKILL for `wait`).
  *
  * @module
  */
+import { AgentClient } from "../../src/cli/client.ts";
 import { GrpcContainerdClient } from "../../src/containerd/grpc_client.ts";
 import { instantToMillis } from "../../src/time.ts";
 import { TaskEvents } from "../../tests/harness/task_events.ts";
@@ -73,8 +80,32 @@ if (mode === "events") {
   await stopped;
   abort.abort();
   await Promise.all(pollers);
+} else if (mode === "wait") {
+  const [perConnection, ...ids] = Deno.args.slice(3);
+  const clients: AgentClient[] = [];
+  for (const [i, id] of ids.entries()) {
+    if (i % Number(perConnection) === 0) {
+      clients.push(new AgentClient(socket, { namespace, ownConnection: true }));
+    }
+    clients.at(-1)!.wait(id, { timeoutMs: 600_000 }).then(
+      (res) =>
+        print({
+          kind: "answer",
+          id,
+          at: wallMs(),
+          status: res.exitStatus,
+          exitedAt: res.exitedAt && instantToMillis(res.exitedAt),
+        }),
+      (err) => print({ kind: "error", id, error: String((err as Error).message ?? err) }),
+    );
+  }
+  print({ ready: true });
+  await new Promise(() => {}); // until killed
 } else {
-  console.error("usage: observer.ts events SOCKET NAMESPACE | poll SOCKET NAMESPACE N");
+  console.error(
+    "usage: observer.ts events SOCKET NAMESPACE | poll SOCKET NAMESPACE N | " +
+      "wait AGENT_SOCKET NAMESPACE PER_CONNECTION ID...",
+  );
   Deno.exit(2);
 }
 Deno.exit(0);

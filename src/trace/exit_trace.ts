@@ -7,8 +7,9 @@
  *
  * Off unless the agent runs with PODSANDBOXD_EXIT_TRACE=1: then nothing else changes on
  * the hot path — each stage costs a clock read and a map update, and the traces are kept
- * in memory (at most MAX_TRACES) and written to the log, one line per exit, when the agent
- * stops or the buffer is full. Off, the layers hold no tracer and take no timestamps.
+ * in memory (at most MAX_TRACES) and written to the log, one line per exit, once no exit
+ * has been traced for QUIET_MS, when the buffer is full, and when the agent stops. Off,
+ * the layers hold no tracer and take no timestamps.
  *
  * Times are wall-clock milliseconds (`performance.timeOrigin + performance.now()`),
  * comparable with another process's on the same host.
@@ -22,6 +23,8 @@ import { logger } from "../log.ts";
 export const EXIT_TRACE_ENV = "PODSANDBOXD_EXIT_TRACE";
 /** Exits kept before the traces are written out early. @default 10_000 */
 export const MAX_TRACES = 10_000;
+/** Traces are written once no stage was stamped for this long. @default 1_000 */
+export const QUIET_MS = 1_000;
 
 /** Where an exit was learned, as traced. */
 export type TracedSource = "event" | "shim";
@@ -82,11 +85,22 @@ export class ExitTrace implements ExitTraceHooks {
   readonly #entries = new Map<string, Entry>();
   readonly #max: number;
   readonly #write: (line: ExitTraceLine) => void;
+  readonly #quietMs: number;
   #dropped = 0;
+  /** Wall-clock ms of the latest stamp; the quiet timer, while traces wait to be written. */
+  #last = 0;
+  #timer?: ReturnType<typeof setTimeout>;
 
-  /** @param write where each line goes (default: the log, at info). */
-  constructor(options: { max?: number; write?: (line: ExitTraceLine) => void } = {}) {
+  /**
+   * @param write where each line goes (default: the log, at info)
+   * @param quietMs traces are written once no stage was stamped for this long (0: only
+   * when flushed or full)
+   */
+  constructor(
+    options: { max?: number; quietMs?: number; write?: (line: ExitTraceLine) => void } = {},
+  ) {
     this.#max = options.max ?? MAX_TRACES;
+    this.#quietMs = options.quietMs ?? QUIET_MS;
     this.#write = options.write ?? ((line) => log.info("exit trace {key}", { ...line }));
   }
 
@@ -108,6 +122,7 @@ export class ExitTrace implements ExitTraceHooks {
     const stamps = this.#entry(key).stamps;
     const name = `${source}.${stage}`;
     if (!stamps.has(name)) stamps.set(name, at);
+    this.#last = Math.max(this.#last, at);
   }
 
   recorded(key: string, source: TracedSource, at = wallNow()): void {
@@ -129,6 +144,7 @@ export class ExitTrace implements ExitTraceHooks {
   notified(key: string, at = wallNow()): void {
     const stamps = this.#entries.get(key)?.stamps;
     if (stamps && !stamps.has("notified")) stamps.set("notified", at);
+    this.#last = Math.max(this.#last, at);
   }
 
   answered(key: string, at = wallNow()): void {
@@ -136,6 +152,7 @@ export class ExitTrace implements ExitTraceHooks {
     if (!entry) return;
     entry.answers++;
     if (!entry.stamps.has("answered")) entry.stamps.set("answered", at);
+    this.#last = Math.max(this.#last, at);
   }
 
   /** Exits traced so far and not yet written. */
@@ -149,6 +166,8 @@ export class ExitTrace implements ExitTraceHooks {
    * and counted in a last line.
    */
   flush(): void {
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
     for (const entry of this.#entries.values()) {
       if (entry.won) this.#write(lineOf(entry, entry.won));
       else this.#dropped++;
@@ -168,8 +187,21 @@ export class ExitTrace implements ExitTraceHooks {
       if (this.#entries.size >= this.#max) this.flush();
       entry = { key, stamps: new Map(), answers: 0 };
       this.#entries.set(key, entry);
+      if (this.#timer === undefined && this.#quietMs > 0) this.#arm(this.#quietMs);
     }
     return entry;
+  }
+
+  /** Writes the traces once nothing was stamped for quietMs; never keeps the process up. */
+  #arm(ms: number): void {
+    const timer = setTimeout(() => {
+      this.#timer = undefined;
+      const quiet = wallNow() - this.#last;
+      if (quiet >= this.#quietMs) this.flush();
+      else this.#arm(this.#quietMs - quiet);
+    }, ms);
+    Deno.unrefTimer(timer);
+    this.#timer = timer;
   }
 }
 

@@ -11,7 +11,7 @@ const K = "k8s.io/sb1";
 
 function traced(max?: number) {
   const lines: ExitTraceLine[] = [];
-  return { lines, trace: new ExitTrace({ max, write: (l) => lines.push(l) }) };
+  return { lines, trace: new ExitTrace({ max, quietMs: 0, write: (l) => lines.push(l) }) };
 }
 
 function taskExit(id: string, processId = id): ContainerdEvent {
@@ -109,6 +109,20 @@ Deno.test("a full buffer is written out before the next exit is traced", () => {
   trace.stage("ns/c", "event", "received", 3);
   assertEquals(lines.map((l) => l.key), ["ns/a", "ns/b"]);
   assertEquals(trace.size, 1);
+});
+
+Deno.test("traces are written once nothing was stamped for the quiet time", async () => {
+  const lines: ExitTraceLine[] = [];
+  const trace = new ExitTrace({ quietMs: 50, write: (l) => lines.push(l) });
+  trace.stage(K, "shim", "received");
+  trace.recorded(K, "shim");
+  await new Promise((r) => setTimeout(r, 30));
+  trace.answered(K); // still busy: the quiet time starts again
+  await new Promise((r) => setTimeout(r, 30));
+  assertEquals(lines.length, 0);
+  await new Promise((r) => setTimeout(r, 60));
+  assertEquals(lines.map((l) => [l.key, l.answers]), [[K, 1]]);
+  assertEquals(trace.size, 0);
 });
 
 Deno.test(`tracing is on only with ${EXIT_TRACE_ENV}=1`, () => {
