@@ -9,6 +9,7 @@ import { FakeContainerd } from "./harness/fake_containerd.ts";
 import { FakeShims } from "./harness/fake_shims.ts";
 import { eventually } from "./harness/process.ts";
 import type { ControllerOptions } from "../src/controller/controller.ts";
+import type { SandboxStore } from "../src/store/types.ts";
 import { ExitTrace, type ExitTraceLine } from "../src/trace/exit_trace.ts";
 
 async function withShims(
@@ -155,6 +156,39 @@ Deno.test("with containerd up, the first of shim and event wins and the other ch
   await t.settle();
   assertEquals(t.controller.shimWaitCount, 0);
   assertEquals(t.shims.open, 0);
+});
+
+Deno.test("a shim's exit of a container containerd listed as a sandbox is committed without reading the store first", async () => {
+  let reads = 0;
+  const counting = (store: SandboxStore): SandboxStore =>
+    new Proxy(store, {
+      get(target, prop, receiver) {
+        if (prop === "get") reads++;
+        const value = Reflect.get(target, prop, receiver);
+        return typeof value === "function" ? value.bind(target) : value;
+      },
+    });
+  await using t = await withShims({}, (fake) => {
+    for (let i = 0; i < 10; i++) {
+      fake.addContainer(`sb${i}`);
+      fake.startTask(`sb${i}`, { emit: false });
+    }
+  }, { wrapStore: counting });
+  await eventually("10 shim waits", () => t.controller.shimWaitCount === 10);
+  await t.settle();
+  reads = 0;
+  // The shim answers; containerd's TaskExit never comes (it is down as the sandboxes die).
+  t.fake.down();
+  const times = Array.from({ length: 10 }, (_, i) => t.fake.exitTask(`sb${i}`, i, { emit: false }));
+  for (let i = 0; i < 10; i++) {
+    await eventually(`sb${i}'s exit`, async () => (await t.store.get(key(`sb${i}`)))?.exit);
+  }
+  assertEquals(reads, 0, "reads by the controller while recording the shims' exits");
+  for (let i = 0; i < 10; i++) {
+    const r = (await t.store.get(key(`sb${i}`)))!;
+    assertEquals([r.exit?.status, r.exit?.exitedAt, r.exit?.source], [i, times[i], "shim"]);
+  }
+  t.fake.up();
 });
 
 Deno.test("with exit tracing, each exit's line names the source that recorded it, its stages in order", async () => {

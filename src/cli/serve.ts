@@ -4,7 +4,7 @@ import { Controller } from "../controller/controller.ts";
 import { processEnv } from "../config/defaults.ts";
 import { DEFAULT_CONFIG_FILE, type LoadedServeConfig, loadServeConfig } from "../config/load.ts";
 import { type ServeConfig, serveOptionsHelp, serveParseConfig } from "../config/serve_options.ts";
-import { logger, setupLogging } from "../log.ts";
+import { flushLogs, logger, setupLogging } from "../log.ts";
 import { AgentMetrics } from "../metrics/agent_metrics.ts";
 import { describeAddress, serveMetrics } from "../metrics/server.ts";
 import { ApiServer } from "../server/server.ts";
@@ -200,6 +200,8 @@ export async function serve(config: ServeConfig): Promise<number> {
     store.close();
     Deno.removeSignalListener("SIGTERM", onSignal);
     Deno.removeSignalListener("SIGINT", onSignal);
+    // The process exits right after: what waits for the end of the turn goes out now.
+    flushLogs();
   }
 }
 

@@ -352,8 +352,9 @@ export class SandboxTracker {
 
   /**
    * The shim answered a sandbox's exit: handled like a TaskExit, in order with the
-   * sandbox's events. A record is proof enough that it is a sandbox — containerd may be
-   * down (that is when the shim matters most); otherwise containerd is asked.
+   * sandbox's events. What containerd said (a listing, an event) or a record is proof
+   * enough that it is a sandbox — containerd may be down (that is when the shim matters
+   * most); otherwise containerd is asked.
    */
   shimExit(id: string, exit: { exitStatus: number; exitedAt?: string }): void {
     this.#lastEvent.set(id, ++this.#seq);
@@ -366,9 +367,12 @@ export class SandboxTracker {
     }
     this.#enqueue(id, "exit from the shim", async () => {
       trace?.stage(waiterKey(key), "shim", "job");
-      const record = await this.#store.get(key);
+      // containerd said it is a sandbox: the commit itself tells whether an exit is
+      // recorded already (then it changes nothing), as for a TaskExit — no read first.
+      const known = this.#kinds.get(id) === true;
+      const record = known ? undefined : await this.#store.get(key);
       if (record?.exit) return;
-      const description = record ? undefined : await this.#classify(id).then((kind) => {
+      const description = known || record ? undefined : await this.#classify(id).then((kind) => {
         if (!kind.sandbox) return null;
         return kind.info ? describeContainer(kind.info) : undefined;
       });

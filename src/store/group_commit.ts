@@ -1,8 +1,11 @@
 /**
  * Group commit for Deno KV: versionstamp-checked writes that arrive while a commit is in
  * flight share the next atomic commit, instead of paying one commit (one SQLite
- * transaction and its sync) each. A write that finds the store idle is committed at
- * once, so a lone write waits for nothing.
+ * transaction and its sync) each. A write that finds the store idle is committed at the
+ * end of the current turn of the event loop (a zero-delay timer), with every write made
+ * in that turn: the exits of one read from containerd's event stream share the first
+ * commit instead of all but one waiting for a commit of one. A lone write waits for
+ * nothing else.
  *
  * Each write stays all-or-nothing with its check: a group commits only if every check in
  * it holds; if one does not (a concurrent writer) or the group is refused (KV's limits),
@@ -50,6 +53,7 @@ export class GroupCommitter {
   readonly #onCommit?: (seconds: number) => void;
   readonly #onGroup?: GroupCommitOptions["onGroup"];
   #queue: Entry[] = [];
+  /** A commit is in flight, or one is due at the end of the turn. */
   #running = false;
 
   constructor(kv: Deno.Kv, options: GroupCommitOptions = {}) {
@@ -67,12 +71,14 @@ export class GroupCommitter {
   commit(write: CheckedWrite): Promise<string | null> {
     const { promise, resolve, reject } = Promise.withResolvers<string | null>();
     this.#queue.push({ write, resolve, reject });
-    if (!this.#running) this.#run();
+    if (!this.#running) {
+      this.#running = true;
+      setTimeout(() => this.#run(), 0);
+    }
     return promise;
   }
 
   async #run(): Promise<void> {
-    this.#running = true;
     try {
       while (this.#queue.length > 0) await this.#commitGroup(this.#take());
     } finally {

@@ -6,6 +6,7 @@
  */
 import { Controller, type ControllerOptions } from "../../src/controller/controller.ts";
 import { KvSandboxStore, type KvStoreOptions } from "../../src/store/kv_store.ts";
+import type { SandboxStore } from "../../src/store/types.ts";
 import { assertEquals } from "./assert.ts";
 import { FakeContainerd } from "./fake_containerd.ts";
 
@@ -33,6 +34,8 @@ export interface SetupOptions {
   connected?: boolean;
   /** Options of the store (e.g. its commit hooks). */
   store?: KvStoreOptions;
+  /** What the controller gets instead of the store (e.g. a wrapper counting reads). */
+  wrapStore?: (store: SandboxStore) => SandboxStore;
 }
 
 export async function setup(
@@ -43,7 +46,7 @@ export async function setup(
   const fake = setupOptions.fake ?? new FakeContainerd(NS);
   prepare?.(fake);
   const store = await KvSandboxStore.open(setupOptions.storePath ?? ":memory:", setupOptions.store);
-  const controller = new Controller(fake, store, {
+  const controller = new Controller(fake, setupOptions.wrapStore?.(store) ?? store, {
     namespace: NS,
     filters: FILTERS,
     reap: "never",
