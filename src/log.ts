@@ -56,14 +56,21 @@ function jsonLine(record: LogRecord): string {
 
 /** Records at or above this level are written at once (see setupLogging). */
 const WRITTEN_AT_ONCE: ReadonlySet<LogLevel> = new Set(["warning", "error", "fatal"]);
+/**
+ * How long info and debug records wait to be written together: past the current turn
+ * and the HTTP/2 sends it scheduled (node:http2 flushes with setImmediate, which a zero
+ * timer can precede). @default 10
+ */
+export const LOG_BATCH_MS = 10;
 
 /**
  * Sends log records to stderr. Warnings and errors are written at once, synchronously,
  * so none is lost on a crash. Info and debug records are formatted and written together
- * once the current turn of the event loop is over (a zero-delay timer), in one write: a
- * burst of 100 exits logs its 100 lines after their waiters were answered instead of
- * formatting and writing one on each exit's way to its answer. A warning writes the
- * pending lines first (order is kept); flushLogs() writes them at once.
+ * LOG_BATCH_MS after the first of them, in one write: a burst of 100 exits logs its 100
+ * lines after their waiters were answered instead of formatting and writing one on each
+ * exit's way to its answer (a crash loses at most those 10 ms of info lines; the exits
+ * themselves are committed). A warning writes the pending lines first (order is kept);
+ * flushLogs() writes them at once.
  */
 export async function setupLogging(options: LoggingOptions): Promise<void> {
   const json = options.json ?? !Deno.stderr.isTerminal();
@@ -96,7 +103,7 @@ export async function setupLogging(options: LoggingOptions): Promise<void> {
       return;
     }
     pending.push(record);
-    timer ??= setTimeout(flushPending, 0);
+    timer ??= setTimeout(flushPending, LOG_BATCH_MS);
   };
   await configure({
     reset: true,
@@ -111,7 +118,7 @@ export async function setupLogging(options: LoggingOptions): Promise<void> {
 /** The configured sink's flush; global like LogTape's own configuration, which it mirrors. */
 let flushPending = () => {};
 
-/** Writes the log lines still waiting for the end of the turn (before the process exits). */
+/** Writes the log lines still waiting to be batched (before the process exits). */
 export function flushLogs(): void {
   flushPending();
 }

@@ -1,7 +1,7 @@
 /**
- * The log sink (src/log.ts): info and debug lines are written once the current turn is
- * over, in order with warnings and errors, which are written at once; flushLogs() writes
- * what is pending (serve calls it before the process exits).
+ * The log sink (src/log.ts): info and debug lines are written together shortly after the
+ * current turn, in order with warnings and errors, which are written at once; flushLogs()
+ * writes what is pending (serve calls it before the process exits).
  */
 import { assertEquals } from "../harness/assert.ts";
 
@@ -38,6 +38,7 @@ ${body}`,
 }
 
 Deno.test("info lines are written after the current turn, warnings at once and after the info before them", async () => {
+  // (the batch waits LOG_BATCH_MS, 10 ms; the script sleeps 100)
   assertEquals(
     await stderrOf(`
 log.info("one");
@@ -46,7 +47,7 @@ mark("same turn");
 log.warn("three");
 mark("after the warning");
 log.info("four");
-await new Promise((r) => setTimeout(r, 10));
+await new Promise((r) => setTimeout(r, 100));
 mark("next turn");
 `),
     [
