@@ -34,7 +34,16 @@ import { Containers, importImages, uniqueId } from "../tests/harness/containers.
 import { BenchAgent } from "./agent.ts";
 import { type BenchContext, type BenchResult, sleep, tempDir } from "./context.ts";
 import { type Arrivals, ObserverProcess } from "./observers.ts";
-import { cpuMs, loadAverage, quiescent, runDelayMs, wallMs } from "./proc.ts";
+import {
+  cpuMs,
+  loadAverage,
+  machineCpuMs,
+  onCpuMs,
+  quiescent,
+  runDelayMs,
+  wallMs,
+} from "./proc.ts";
+import { pidsWithCmdline } from "../tests/harness/process.ts";
 import {
   clockAnchor,
   findProfile,
@@ -42,7 +51,7 @@ import {
   readProfile,
   summariseProfile,
 } from "./profile.ts";
-import { type Row, row } from "./report.ts";
+import { markdownTable, type Row, row } from "./report.ts";
 import { type Percentiles, percentiles, round } from "./stats.ts";
 
 /** The containerd the benchmark drives. */
@@ -175,10 +184,64 @@ interface Burst {
   breakdown: Breakdown;
   /** CPU time of the agent and of this process from the kill to the last answer; that wall time. */
   agentCpu: { cpuMs: number; benchCpuMs: number; agentRunQueueMs: number; wallMs: number };
+  /** Who had the machine's CPUs from the kill to the last answer. */
+  cpuBudget: CpuBudget;
   profile?: ProfileSummary;
   load: number;
   /** Wall-clock window of the burst: the kill loop to the last answer. */
   window: { from: number; to: number };
+}
+
+/**
+ * The machine's CPU time from a burst's kill to its last answer (ms): what the cores
+ * offered (span × cores), what went to containerd and its shims, to the agent, to the
+ * benchmark's observers (raw subscriber, pollers, waiters), to everything else on the
+ * machine (other users' processes), and what the hypervisor stole.
+ */
+export interface CpuBudget {
+  windowMs: number;
+  capacityMs: number;
+  containerdAndShimsMs: number;
+  agentMs: number;
+  observersMs: number;
+  othersMs: number;
+  stealMs: number;
+}
+
+/** Reads the CPU time so far of each party of a CpuBudget. */
+async function cpuSnapshot(parties: { containerdDir: string; agent: number; observers: number[] }) {
+  const containerd = await pidsWithCmdline(parties.containerdDir);
+  const machine = machineCpuMs();
+  return {
+    at: wallMs(),
+    machine,
+    containerd: containerd.reduce((a, pid) => a + onCpuMs(pid), 0),
+    agent: onCpuMs(parties.agent),
+    observers: parties.observers.reduce((a, pid) => a + onCpuMs(pid), 0),
+  };
+}
+
+function budgetOf(
+  a: Awaited<ReturnType<typeof cpuSnapshot>>,
+  b: Awaited<ReturnType<typeof cpuSnapshot>>,
+  window: { from: number; to: number },
+): CpuBudget {
+  // The snapshots bracket the window: the processes' times are exact (ns), the
+  // machine's in 10 ms ticks over the snapshots' span.
+  const spanMs = b.at - a.at;
+  const containerdAndShimsMs = b.containerd - a.containerd;
+  const agentMs = b.agent - a.agent;
+  const observersMs = b.observers - a.observers;
+  const busy = b.machine.busy - a.machine.busy;
+  return {
+    windowMs: round(window.to - window.from),
+    capacityMs: round(spanMs * navigator.hardwareConcurrency),
+    containerdAndShimsMs: round(containerdAndShimsMs),
+    agentMs: round(agentMs),
+    observersMs: round(observersMs),
+    othersMs: round(Math.max(0, busy - containerdAndShimsMs - agentMs - observersMs)),
+    stealMs: round(b.machine.steal - a.machine.steal),
+  };
 }
 
 interface Round {
@@ -298,6 +361,12 @@ async function latencyRound(
       await quiescent(agent.pid, { quietMs: 300 });
       const load = loadAverage();
       ctx.log(`latency: SIGKILL to ${ids.length} sandboxes at once (${options.args.join(" ")})`);
+      const parties = {
+        containerdDir: containerd.dir,
+        agent: agent.pid,
+        observers: [floor.pid, waiter.pid, ...(pollers ? [pollers.pid] : [])],
+      };
+      const snapshot0 = await cpuSnapshot(parties);
       const cpu0 = {
         agent: agent.cpuMs(),
         bench: cpuMs(Deno.pid),
@@ -306,6 +375,7 @@ async function latencyRound(
       const killedAt = wallMs();
       for (const id of ids) Deno.kill(pidOf(id), "SIGKILL");
       await answered(ids);
+      const snapshot1 = await cpuSnapshot(parties);
       const lastAnswer = Math.max(...ids.map((id) => answers.get(id)!.at));
       // How much CPU the agent needed for the burst, against the time it took.
       const agentCpu = {
@@ -332,11 +402,13 @@ async function latencyRound(
           () => ids.every((id) => floor!.deletes.has(id)),
         );
       }
+      const window = { from: killedAt, to: lastAnswer };
       measured.push({
         count: ids.length,
         agentCpu,
+        cpuBudget: budgetOf(snapshot0, snapshot1, window),
         load,
-        window: { from: killedAt, to: lastAnswer },
+        window,
       });
     }
     // The traces are logged once the agent has been quiet (1 s).
@@ -439,16 +511,26 @@ export function breakdownTable(columns: Array<{ title: string; breakdown: Breakd
     won.push(String(c.breakdown.won.shim ?? 0), String(c.breakdown.won.event ?? 0));
   }
   lines.push(group, won);
-  const widths = header.map((_, i) => Math.max(...lines.map((l) => l[i].length)));
-  const fmt = (cells: string[]) =>
-    `| ${
-      cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join(" | ")
-    } |`;
-  return [
-    fmt(header),
-    `| ${widths.map((w, i) => (i === 0 ? "-".repeat(w) : "-".repeat(w - 1) + ":")).join(" | ")} |`,
-    ...lines.slice(1).map(fmt),
-  ].join("\n");
+  return markdownTable(lines);
+}
+
+/** The CPU budgets as Markdown: one column per burst. */
+function budgetTable(columns: Array<{ title: string; budget: CpuBudget }>): string {
+  const rowsOf: Array<[string, keyof CpuBudget]> = [
+    ["kill → last answer (ms)", "windowMs"],
+    ["CPU time the cores offered meanwhile", "capacityMs"],
+    ["… used by containerd and its shims", "containerdAndShimsMs"],
+    ["… used by the agent", "agentMs"],
+    ["… used by the benchmark's observers", "observersMs"],
+    ["… used by everything else on the machine", "othersMs"],
+    ["… stolen by the hypervisor", "stealMs"],
+  ];
+  const header = ["CPU time (ms)", ...columns.map((c) => c.title)];
+  const lines = [
+    header,
+    ...rowsOf.map(([what, k]) => [what, ...columns.map((c) => String(c.budget[k]))]),
+  ];
+  return markdownTable(lines);
 }
 
 /** The profile summaries as Markdown: ms per part of the stack, one column per burst. */
@@ -468,16 +550,7 @@ function profileTable(columns: Array<{ title: string; profile?: ProfileSummary }
       ...withProfile.map((c) => String(c.profile!.byArea[a] ?? 0)),
     ]);
   }
-  const widths = header.map((_, i) => Math.max(...lines.map((l) => l[i].length)));
-  const fmt = (cells: string[]) =>
-    `| ${
-      cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join(" | ")
-    } |`;
-  return [
-    fmt(header),
-    `| ${widths.map((w, i) => (i === 0 ? "-".repeat(w) : "-".repeat(w - 1) + ":")).join(" | ")} |`,
-    ...lines.slice(1).map(fmt),
-  ].join("\n");
+  return markdownTable(lines);
 }
 
 export async function latencyBenchmark(
@@ -626,6 +699,7 @@ export async function latencyBenchmark(
 
     const columns = modes.flatMap(([mode, r]) =>
       r.bursts.map((b) => ({
+        budget: b.cpuBudget,
         title: `${b.count}, shim ${mode}`,
         breakdown: b.breakdown,
         profile: b.profile,
@@ -635,6 +709,10 @@ export async function latencyBenchmark(
       title: "latency: per-exit breakdown (reap=never)",
       markdown: breakdownTable(columns),
     }];
+    tables.push({
+      title: "latency: who had the CPUs during each burst (reap=never)",
+      markdown: budgetTable(columns),
+    });
     const profiles = profileTable(columns);
     if (profiles) {
       tables.push({ title: "latency: the agent's CPU profile per burst", markdown: profiles });
@@ -656,6 +734,7 @@ export async function latencyBenchmark(
         taskDeleted: rounded(b.deleted),
         breakdown: roundedBreakdown(b.breakdown),
         agentCpu: b.agentCpu,
+        cpuBudget: b.cpuBudget,
         profile: b.profile,
         load: b.load,
       })),

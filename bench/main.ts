@@ -1,5 +1,6 @@
 /**
- * `deno task bench`: every benchmark of issue 5, one table, the same figures as JSON.
+ * `deno task bench`: every benchmark of issues 5 and 12 (shim wait's cost), one table,
+ * the same figures as JSON.
  *
  * Usage: deno task bench [--quick] [--only NAME,...] [--out FILE] [--profile] [--agent-deno-flag FLAG]...
  *   --quick            small sizes and short windows (CI: the code must keep running)
@@ -24,9 +25,18 @@ import { loadAverage, machine } from "./proc.ts";
 import { formatTable, type Row } from "./report.ts";
 import { startupBenchmark } from "./startup.ts";
 import { storeBenchmark } from "./store_size.ts";
+import { shimCostBenchmark } from "./shim_cost.ts";
 import { waitersBenchmark } from "./waiters.ts";
 
-export const BENCHMARKS = ["latency", "burst", "waiters", "startup", "idle", "store"] as const;
+export const BENCHMARKS = [
+  "latency",
+  "burst",
+  "waiters",
+  "startup",
+  "idle",
+  "store",
+  "shimcost",
+] as const;
 export type BenchmarkName = typeof BENCHMARKS[number];
 
 const DEFAULT_OUT = new URL("./results/latest.json", import.meta.url).pathname;
@@ -124,6 +134,9 @@ async function main(argv: string[]): Promise<number> {
           break;
         case "store":
           result = await storeBenchmark(ctx, burst?.state);
+          break;
+        case "shimcost":
+          result = await shimCostBenchmark(ctx);
           break;
       }
       results[name] = result;

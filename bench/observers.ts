@@ -37,6 +37,8 @@ export class ObserverProcess {
   readonly statuses = new Map<string, number>();
   /** Waits that failed: "id: error" (mode wait). */
   readonly errors: string[] = [];
+  /** The observer's process. */
+  readonly pid: number;
   readonly #process: Deno.ChildProcess;
   readonly #stopSignal: Deno.Signal;
   readonly #reading: Promise<void>;
@@ -51,6 +53,7 @@ export class ObserverProcess {
       stdout: "piped",
       stderr: "inherit",
     }).spawn();
+    this.pid = this.#process.pid;
     this.#untrack = cleanup.child(this.#process);
     this.#reading = this.#read();
     this.#process.status.then((s) =>
