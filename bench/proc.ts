@@ -66,7 +66,8 @@ export function runDelayMs(pid: number): number {
 
 /**
  * Time the threads of `pid` spent on a CPU, in milliseconds (nanosecond precision, from
- * /proc/PID/task/TID/schedstat); 0 once the process is gone.
+ * /proc/PID/task/TID/schedstat); 0 once the process is gone. Threads that ended are not
+ * counted: for short windows (a burst), not for long ones (cpuMs counts them).
  */
 export function onCpuMs(pid: number): number {
   let ns = 0;

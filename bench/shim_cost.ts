@@ -119,6 +119,7 @@ async function measure(
       await options.shims.waitsReach(before + options.count);
       await quiescent(agent.pid);
     }
+    // /proc/PID/stat: the whole process, threads that ended included (10 ms ticks).
     const syncCpuMs = agent.cpuMs();
     const measured = { fds: fds(agent.pid), rssMB: agent.rss() / MB };
     const load0 = loadAverage();
