@@ -5,7 +5,8 @@
  *
  * What the benchmarks read from it: when its socket serves, when each exit was
  * committed (its "exited with status" log line is written after the KV commit), its
- * RSS and CPU time.
+ * RSS and CPU time, and with `traceExits` the per-exit stage timestamps it logs when it
+ * stops (src/trace/exit_trace.ts).
  *
  * @module
  */
@@ -14,6 +15,7 @@ import { AgentClient } from "../src/cli/client.ts";
 import { agentServeArgs, cliArgs, cliPid, killCli } from "../tests/harness/agent.ts";
 import type { Cleanups } from "./context.ts";
 import { cpuMs, rssBytes, wallMs } from "./proc.ts";
+import { EXIT_TRACE_ENV, type ExitTraceLine } from "../src/trace/exit_trace.ts";
 
 export interface BenchAgentOptions {
   containerdSocket: string;
@@ -28,17 +30,20 @@ export interface BenchAgentOptions {
   onAbnormalExit?: (what: string) => void;
   /** Registers the agent to be killed if the run is interrupted. */
   cleanup?: Cleanups;
+  /** Run with PODSANDBOXD_EXIT_TRACE=1: `traces` holds each exit's stages once it stopped. */
+  traceExits?: boolean;
 }
 
 interface LogLine {
   "@timestamp"?: string;
   message?: string;
   level?: string;
-  properties?: { id?: string };
+  properties?: { id?: string } & Partial<ExitTraceLine>;
 }
 
 const EXITED = / exited with status /;
 const SERVING = /^serving on /;
+const TRACE = /^exit trace /;
 
 export class BenchAgent {
   readonly socket: string;
@@ -51,6 +56,8 @@ export class BenchAgent {
   readonly committedAt = new Map<string, number>();
   /** Wall-clock ms of the "serving on" line. */
   servingAt?: number;
+  /** Sandbox id → its exit's trace (with `traceExits`, once the agent has stopped). */
+  readonly traces = new Map<string, ExitTraceLine>();
   /** The last log lines, for error messages. */
   readonly #tail: string[] = [];
   readonly #process: Deno.ChildProcess;
@@ -73,6 +80,7 @@ export class BenchAgent {
       stdin: "null",
       stdout: "null",
       stderr: "piped",
+      env: options.traceExits ? { [EXIT_TRACE_ENV]: "1" } : undefined,
     }).spawn();
     this.#stderrDone = this.#readLogs();
     this.#untrack = options.cleanup?.add(() => killCli(this.#process.pid)) ?? (() => {});
@@ -143,6 +151,10 @@ export class BenchAgent {
           const id = line.properties?.id;
           if (id && line["@timestamp"]) this.committedAt.set(id, Date.parse(line["@timestamp"]));
         } else if (SERVING.test(message)) this.servingAt = at;
+        else if (TRACE.test(message) && line.properties?.key) {
+          const trace = line.properties as ExitTraceLine;
+          this.traces.set(trace.key.slice(trace.key.indexOf("/") + 1), trace);
+        }
       }
       for (const l of [...this.#listeners]) l();
     }

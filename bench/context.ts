@@ -10,6 +10,8 @@ export interface BenchContext {
   quick: boolean;
   /** Extra `deno run` flags for agent processes (e.g. --cpu-prof for profiling). */
   agentDenoFlags: string[];
+  /** Profile the agents where a benchmark summarises their CPU profiles (latency). */
+  profile?: boolean;
   /** Progress, on stderr. */
   log(message: string): void;
   /** Something the reader of the results must know (printed under the table, kept in the JSON). */
@@ -69,6 +71,8 @@ export interface BenchResult {
   /** Every measured number, in more detail than the rows. */
   figures: Record<string, unknown>;
   rows: Row[];
+  /** More tables (Markdown), printed under the main one. */
+  tables?: Array<{ title: string; markdown: string }>;
 }
 
 /** A temporary directory with a short path (unix socket paths are limited to 107 bytes). */

@@ -1,10 +1,14 @@
 /**
- * `deno task bench`: every benchmark of issue 5, one table, the same figures as JSON.
+ * `deno task bench`: every benchmark of issues 5 and 12 (shim wait's cost), one table,
+ * the same figures as JSON.
  *
- * Usage: deno task bench [--quick] [--only NAME,...] [--out FILE] [--agent-deno-flag FLAG]...
+ * Usage: deno task bench [--quick] [--only NAME,...] [--out FILE] [--profile] [--agent-deno-flag FLAG]...
  *   --quick            small sizes and short windows (CI: the code must keep running)
- *   --only             run only these benchmarks (latency, burst, waiters, startup, idle, store, sandboxer)
+ *   --only             run only these benchmarks (latency, burst, waiters, startup, idle, store,
+ *                      shimcost, sandboxer)
  *   --out              where the JSON goes (default bench/results/latest.json)
+ *   --profile          the latency benchmark runs its agents under --cpu-prof and summarises
+ *                      their samples per burst (a table under the main one, and the JSON)
  *   --agent-deno-flag  extra `deno run` flag for every agent process (e.g. --cpu-prof,
  *                      --cpu-prof-dir=/tmp/prof, --v8-flags=...)
  *
@@ -22,6 +26,7 @@ import { loadAverage, machine } from "./proc.ts";
 import { formatTable, type Row } from "./report.ts";
 import { startupBenchmark } from "./startup.ts";
 import { storeBenchmark } from "./store_size.ts";
+import { shimCostBenchmark } from "./shim_cost.ts";
 import { waitersBenchmark } from "./waiters.ts";
 import { sandboxerBenchmark } from "./sandboxer.ts";
 
@@ -32,6 +37,7 @@ export const BENCHMARKS = [
   "startup",
   "idle",
   "store",
+  "shimcost",
   "sandboxer",
 ] as const;
 export type BenchmarkName = typeof BENCHMARKS[number];
@@ -39,7 +45,7 @@ export type BenchmarkName = typeof BENCHMARKS[number];
 const DEFAULT_OUT = new URL("./results/latest.json", import.meta.url).pathname;
 
 const USAGE =
-  "usage: deno task bench [--quick] [--only latency,burst,waiters,startup,idle,store,sandboxer] [--out FILE] [--agent-deno-flag FLAG]...";
+  "usage: deno task bench [--quick] [--only latency,burst,waiters,startup,idle,store,shimcost,sandboxer] [--out FILE] [--profile] [--agent-deno-flag FLAG]...";
 
 async function main(argv: string[]): Promise<number> {
   let values;
@@ -50,6 +56,7 @@ async function main(argv: string[]): Promise<number> {
         quick: { type: "boolean", default: false },
         only: { type: "string" },
         out: { type: "string", default: DEFAULT_OUT },
+        profile: { type: "boolean", default: false },
         "agent-deno-flag": { type: "string", multiple: true, default: [] },
         help: { type: "boolean", short: "h", default: false },
       },
@@ -86,6 +93,7 @@ async function main(argv: string[]): Promise<number> {
     cleanup,
     quick: values.quick,
     agentDenoFlags: values["agent-deno-flag"],
+    profile: values.profile,
     log: (message) => console.error(`bench: ${message}`),
     note: (message) => {
       notes.push(message);
@@ -97,6 +105,7 @@ async function main(argv: string[]): Promise<number> {
   const loadAtStart = loadAverage();
   const results: Partial<Record<BenchmarkName, BenchResult | { error: string }>> = {};
   const rows: Row[] = [];
+  const tables: Array<{ title: string; markdown: string }> = [];
   let failed = false;
 
   await using scratch = await tempDir(ctx, "bench");
@@ -129,12 +138,16 @@ async function main(argv: string[]): Promise<number> {
         case "store":
           result = await storeBenchmark(ctx, burst?.state);
           break;
+        case "shimcost":
+          result = await shimCostBenchmark(ctx);
+          break;
         case "sandboxer":
           result = await sandboxerBenchmark(ctx);
           break;
       }
       results[name] = result;
       rows.push(...result.rows);
+      tables.push(...(result.tables ?? []));
     } catch (err) {
       failed = true;
       const message = err instanceof Error ? err.stack ?? err.message : String(err);
@@ -158,6 +171,7 @@ async function main(argv: string[]): Promise<number> {
 
   const m = report.machine;
   console.log(formatTable(rows));
+  for (const t of tables) console.log(`\n${t.title}:\n\n${t.markdown}`);
   console.log(
     `\n${m.cores} cores, ${m.cpuModel}, Linux ${m.kernel}, Deno ${m.deno}; ` +
       `load ${loadAtStart} at start, ${m.loadAtEnd} at end; \`${command}\`; JSON: ${values.out}`,

@@ -64,6 +64,42 @@ export function runDelayMs(pid: number): number {
   return ns / 1e6;
 }
 
+/**
+ * Time the threads of `pid` spent on a CPU, in milliseconds (nanosecond precision, from
+ * /proc/PID/task/TID/schedstat); 0 once the process is gone. Threads that ended are not
+ * counted: for short windows (a burst), not for long ones (cpuMs counts them).
+ */
+export function onCpuMs(pid: number): number {
+  let ns = 0;
+  try {
+    for (const task of Deno.readDirSync(`/proc/${pid}/task`)) {
+      try {
+        ns += Number(
+          Deno.readTextFileSync(`/proc/${pid}/task/${task.name}/schedstat`).split(" ")[0],
+        );
+      } catch {
+        // The thread ended while we looked.
+      }
+    }
+  } catch {
+    // The process ended.
+  }
+  return ns / 1e6;
+}
+
+/**
+ * CPU time of the whole machine, all CPUs together, in ms (/proc/stat, 10 ms ticks):
+ * `busy` running any process (user, nice, system, irq, softirq), `steal` taken by the
+ * hypervisor from this VM while it wanted to run.
+ */
+export function machineCpuMs(): { busy: number; steal: number } {
+  const f = Deno.readTextFileSync("/proc/stat").split("\n")[0].trim().split(/\s+/).slice(1)
+    .map(Number);
+  const ms = (ticks: number) => ticks * 1000 / clockTicksPerSecond();
+  // user nice system idle iowait irq softirq steal guest guest_nice (guest is in user).
+  return { busy: ms(f[0] + f[1] + f[2] + f[5] + f[6]), steal: ms(f[7]) };
+}
+
 /** The 1-minute load average. */
 export function loadAverage(): number {
   return Number(Deno.readTextFileSync("/proc/loadavg").split(" ")[0]);

@@ -73,3 +73,14 @@ export function formatTable(rows: Row[]): string {
     ...lines.map(fmt),
   ].join("\n");
 }
+
+/** Lines of cells as a Markdown table: the first is the header; the first column left-aligned, the others right. */
+export function markdownTable(lines: string[][]): string {
+  const widths = lines[0].map((_, i) => Math.max(...lines.map((l) => l[i].length)));
+  const fmt = (cells: string[]) =>
+    `| ${
+      cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join(" | ")
+    } |`;
+  const rule = widths.map((w, i) => (i === 0 ? "-".repeat(w) : "-".repeat(w - 1) + ":"));
+  return [fmt(lines[0]), `| ${rule.join(" | ")} |`, ...lines.slice(1).map(fmt)].join("\n");
+}

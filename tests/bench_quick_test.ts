@@ -44,6 +44,30 @@ Deno.test("deno task bench --quick runs every benchmark and writes well-formed J
         if (r.target) assert(typeof r.target.met === "boolean" && r.target.text.length > 0);
       }
     }
+    // The latency benchmark's exit traces (PODSANDBOXD_EXIT_TRACE=1): every exit of every
+    // burst has one, naming the source that recorded it, with the stages up to the answer.
+    const latency = report.benchmarks.latency.figures;
+    const modes: Array<[string, string[]]> = [
+      ["shimWaitOn", ["shim", "event"]],
+      ["shimWaitOff", ["event"]],
+    ];
+    for (const [mode, sources] of modes) {
+      for (const b of latency[mode].bursts) {
+        const what = `latency ${mode}, ${b.count} at once`;
+        assertEquals(b.breakdown.untraced, 0, `${what}: exits without a trace`);
+        const won = b.breakdown.won as Record<string, number>;
+        assert(
+          Object.keys(won).every((s) => sources.includes(s)),
+          `${what}: won by ${Object.keys(won)}`,
+        );
+        assertEquals(Object.values(won).reduce((a, n) => a + n, 0), b.count, `${what}: sources`);
+        for (
+          const stage of ["WON.dispatched", "WON.committed", "group.end", "notified", "answered"]
+        ) {
+          assertEquals(b.breakdown.stages[stage]?.count, b.count, `${what}: ${stage}`);
+        }
+      }
+    }
     // The table on stdout carries the same rows as the JSON.
     assertEquals(report.rows.length, BENCHMARKS.flatMap((n) => report.benchmarks[n].rows).length);
     for (const r of report.rows) assert(res.stdout.includes(r.figure), `${r.figure} not printed`);

@@ -4,23 +4,24 @@
  * of containerd 1.6/1.7/2.1 are in shim_wait_e2e_test.ts.
  */
 import { assert, assertEquals } from "./harness/assert.ts";
-import { key, setup } from "./harness/controller_setup.ts";
+import { key, setup, type SetupOptions } from "./harness/controller_setup.ts";
 import { FakeContainerd } from "./harness/fake_containerd.ts";
 import { FakeShims } from "./harness/fake_shims.ts";
 import { eventually } from "./harness/process.ts";
 import type { ControllerOptions } from "../src/controller/controller.ts";
+import type { SandboxStore } from "../src/store/types.ts";
+import { ExitTrace, type ExitTraceLine } from "../src/trace/exit_trace.ts";
 
 async function withShims(
   options: Partial<ControllerOptions> = {},
   prepare?: (fake: FakeContainerd) => void,
-  more: { fake?: FakeContainerd; storePath?: string; connected?: boolean } = {},
+  more: SetupOptions = {},
 ) {
   const fake = more.fake ?? new FakeContainerd();
   const shims = new FakeShims(fake);
   const t = await setup({ ...options, shims: { locator: shims, dial: shims.dial } }, prepare, {
     fake,
-    storePath: more.storePath,
-    connected: more.connected,
+    ...more,
   });
   const dispose = t[Symbol.asyncDispose];
   return Object.assign(t, {
@@ -155,6 +156,86 @@ Deno.test("with containerd up, the first of shim and event wins and the other ch
   await t.settle();
   assertEquals(t.controller.shimWaitCount, 0);
   assertEquals(t.shims.open, 0);
+});
+
+Deno.test("a shim's exit of a container containerd listed as a sandbox is committed without reading the store first", async () => {
+  let reads = 0;
+  const counting = (store: SandboxStore): SandboxStore =>
+    new Proxy(store, {
+      get(target, prop, receiver) {
+        if (prop === "get") reads++;
+        const value = Reflect.get(target, prop, receiver);
+        return typeof value === "function" ? value.bind(target) : value;
+      },
+    });
+  await using t = await withShims({}, (fake) => {
+    for (let i = 0; i < 10; i++) {
+      fake.addContainer(`sb${i}`);
+      fake.startTask(`sb${i}`, { emit: false });
+    }
+  }, { wrapStore: counting });
+  await eventually("10 shim waits", () => t.controller.shimWaitCount === 10);
+  await t.settle();
+  reads = 0;
+  // The shim answers; containerd's TaskExit never comes (it is down as the sandboxes die).
+  t.fake.down();
+  const times = Array.from({ length: 10 }, (_, i) => t.fake.exitTask(`sb${i}`, i, { emit: false }));
+  for (let i = 0; i < 10; i++) {
+    await eventually(`sb${i}'s exit`, async () => (await t.store.get(key(`sb${i}`)))?.exit);
+  }
+  assertEquals(reads, 0, "reads by the controller while recording the shims' exits");
+  for (let i = 0; i < 10; i++) {
+    const r = (await t.store.get(key(`sb${i}`)))!;
+    assertEquals([r.exit?.status, r.exit?.exitedAt, r.exit?.source], [i, times[i], "shim"]);
+  }
+  t.fake.up();
+});
+
+Deno.test("with exit tracing, each exit's line names the source that recorded it, its stages in order", async () => {
+  const lines: ExitTraceLine[] = [];
+  const trace = new ExitTrace({ write: (l) => lines.push(l) });
+  {
+    await using t = await withShims({ trace }, undefined, {
+      store: { onGroupCommit: (keys, from, to) => trace.group(keys, from, to) },
+    });
+    for (let i = 0; i < 10; i++) {
+      t.fake.addContainer(`sb${i}`);
+      t.fake.startTask(`sb${i}`);
+    }
+    await eventually("10 shim waits", () => t.controller.shimWaitCount === 10);
+    for (let i = 0; i < 10; i++) t.fake.exitTask(`sb${i}`, 137);
+    const records = await Promise.all(
+      Array.from({ length: 10 }, (_, i) => t.controller.wait(key(`sb${i}`))),
+    );
+    await t.settle();
+    trace.flush();
+    assertEquals(
+      lines.map((l) => l.key).sort(),
+      records.map((r) => `${r.namespace}/${r.id}`).sort(),
+    );
+    for (const line of lines) {
+      const record = records.find((r) => `${r.namespace}/${r.id}` === line.key)!;
+      assertEquals(line.won, record.exit.source, line.key);
+      const won = line.won;
+      const order = [
+        `${won}.dispatched`,
+        `${won}.job`,
+        `${won}.commit`,
+        "group.start",
+        "group.end",
+        `${won}.committed`,
+        "notified",
+      ].map((stage) => [stage, line.ms[stage]] as const);
+      for (const [stage, ms] of order) assert(ms !== undefined, `${line.key}: no ${stage}`);
+      for (let i = 1; i < order.length; i++) {
+        assert(
+          order[i - 1][1] <= order[i][1],
+          `${line.key}: ${order[i - 1][0]} after ${order[i][0]}`,
+        );
+      }
+      assert(line.groupSize! >= 1);
+    }
+  }
 });
 
 Deno.test("reap=always while containerd is down: the shim's exit is kept pending, then recorded after the delete", async () => {

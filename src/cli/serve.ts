@@ -4,7 +4,7 @@ import { Controller } from "../controller/controller.ts";
 import { processEnv } from "../config/defaults.ts";
 import { DEFAULT_CONFIG_FILE, type LoadedServeConfig, loadServeConfig } from "../config/load.ts";
 import { type ServeConfig, serveOptionsHelp, serveParseConfig } from "../config/serve_options.ts";
-import { logger, setupLogging } from "../log.ts";
+import { flushLogs, logger, setupLogging } from "../log.ts";
 import { AgentMetrics } from "../metrics/agent_metrics.ts";
 import { describeAddress, serveMetrics } from "../metrics/server.ts";
 import { ApiServer } from "../server/server.ts";
@@ -16,6 +16,7 @@ import { ownedSandboxRuntime } from "./owned_runtime.ts";
 import { prepareStateDir } from "../store/state_dir.ts";
 import { serveNeeds } from "../permissions/needs.ts";
 import { checkPermissions } from "./preflight.ts";
+import { ExitTrace } from "../trace/exit_trace.ts";
 import { type Command, parseCommandArgs, UsageError } from "./command.ts";
 
 const log = logger("serve");
@@ -102,12 +103,18 @@ export async function serve(config: ServeConfig): Promise<number> {
   Deno.addSignalListener("SIGINT", onSignal);
 
   const metrics = new AgentMetrics();
+  // PODSANDBOXD_EXIT_TRACE=1: per-exit timestamps, logged when the agent stops.
+  const trace = ExitTrace.fromEnv(processEnv);
+  if (trace) log.info("tracing exits (PODSANDBOXD_EXIT_TRACE): one line each when stopping");
   const store = await KvSandboxStore.open(await prepareStateDir(config.state), {
     onCommit: (seconds) => metrics.storeCommit.observe(seconds),
+    onGroupCommit: trace && ((keys, startedAt, endedAt) => trace.group(keys, startedAt, endedAt)),
   });
   const client = new GrpcContainerdClient({
     address: config.address,
     onCall: (method) => metrics.containerdCalls.inc({ method }),
+    onEvent: trace &&
+      ((event, receivedAt, decodedAt) => trace.eventReceived(event, receivedAt, decodedAt)),
   });
   const controller = new Controller(client, store, {
     namespace: config.namespace,
@@ -119,6 +126,7 @@ export async function serve(config: ServeConfig): Promise<number> {
     retentionMs: config.retention,
     maxWaiters: config.maxWaiters,
     observer: metrics.controllerObserver(),
+    trace,
     shims: config.shimWait === "on"
       ? { locator: new StateDirShimLocator(config.containerdState), dial: dialShim }
       : undefined,
@@ -159,6 +167,7 @@ export async function serve(config: ServeConfig): Promise<number> {
         socketPath: config.socket,
         service: controller,
         socketGroup: config.socketGroup,
+        onWaitAnswered: trace && ((key) => trace.answered(`${key.namespace}/${key.id}`)),
       });
       log.info(
         "serving on {socket} (namespace {namespace}, state {state}, reap {reap}, events {events}" +
@@ -185,11 +194,14 @@ export async function serve(config: ServeConfig): Promise<number> {
     return 0;
   } finally {
     following.abort();
+    trace?.flush();
     controller.close();
     client.close();
     store.close();
     Deno.removeSignalListener("SIGTERM", onSignal);
     Deno.removeSignalListener("SIGINT", onSignal);
+    // The process exits right after: what waits for the end of the turn goes out now.
+    flushLogs();
   }
 }
 

@@ -55,6 +55,17 @@ export interface GrpcContainerdClientOptions {
   callTimeoutMs?: number;
   /** Called with the method of every call made ("tasks.Delete"), for metrics. */
   onCall?: (method: string) => void;
+  /**
+   * Called with every event from Subscribe: when grpc-js handed its bytes over (before
+   * decoding) and when it was decoded and read off the stream, in wall-clock ms (exit
+   * tracing; without it, no timestamps are taken).
+   */
+  onEvent?: (event: ContainerdEvent, receivedAt: number, decodedAt: number) => void;
+}
+
+/** Wall-clock milliseconds, comparable across processes (for onEvent). */
+function wallNow(): number {
+  return performance.timeOrigin + performance.now();
 }
 
 /**
@@ -138,11 +149,13 @@ export class GrpcContainerdClient implements ContainerdClient, SandboxRuntimeCli
   readonly #timeoutMs: number;
   readonly #onCall?: (method: string) => void;
   readonly #store = new SandboxStoreProbe();
+  readonly #onEvent?: GrpcContainerdClientOptions["onEvent"];
 
   constructor(options: GrpcContainerdClientOptions) {
     this.address = options.address;
     this.#timeoutMs = options.callTimeoutMs ?? DEFAULT_CALL_TIMEOUT_MS;
     this.#onCall = options.onCall;
+    this.#onEvent = options.onEvent;
     this.#client = new grpc.Client(
       grpcTarget(options.address),
       grpc.credentials.createInsecure(),
@@ -176,11 +189,29 @@ export class GrpcContainerdClient implements ContainerdClient, SandboxRuntimeCli
   }
 
   async *subscribe(filters: string[], options?: CallOptions): AsyncIterable<ContainerdEvent> {
-    const stream = serverStreamCall(this.#client, EventsService.subscribe, { filters }, {
+    const onEvent = this.#onEvent;
+    // Traced, the deserializer notes when grpc-js handed each message's bytes over.
+    const received = onEvent && new WeakMap<object, number>();
+    const method = received
+      ? {
+        ...EventsService.subscribe,
+        responseDeserialize: (bytes: Buffer) => {
+          const at = wallNow();
+          const envelope = EventsService.subscribe.responseDeserialize(bytes);
+          received.set(envelope, at);
+          return envelope;
+        },
+      }
+      : EventsService.subscribe;
+    const stream = serverStreamCall(this.#client, method, { filters }, {
       ...this.#options("events.Subscribe", undefined, options),
       timeoutMs: undefined,
     });
-    for await (const envelope of stream) yield decodeEnvelope(envelope);
+    for await (const envelope of stream) {
+      const event = decodeEnvelope(envelope);
+      onEvent?.(event, received!.get(envelope) ?? wallNow(), wallNow());
+      yield event;
+    }
   }
 
   async publish(

@@ -52,6 +52,7 @@ import {
 import type { OwnedSandbox } from "../store/owned.ts";
 import type { ShimDialer, ShimLocator } from "../shim/mod.ts";
 import { ShimWatcher } from "./shim_watch.ts";
+import type { ExitTraceHooks } from "../trace/exit_trace.ts";
 
 export { REAP_POLICIES } from "./tracker.ts";
 export type { ControllerObserver, ReapPolicy } from "./tracker.ts";
@@ -114,6 +115,8 @@ export interface ControllerOptions {
    * containerd outages). Off when absent.
    */
   shims?: { locator: ShimLocator; dial: ShimDialer };
+  /** Per-exit timestamps (PODSANDBOXD_EXIT_TRACE). Off when absent. */
+  trace?: ExitTraceHooks;
 }
 
 /** @default 65_536 */
@@ -196,6 +199,7 @@ export class Controller {
       retryBackoff: options.retryBackoff ?? EXIT_RETRY_BACKOFF,
       now: this.#now,
       observer: options.observer,
+      trace: options.trace,
     });
     if (options.sandboxer) {
       this.#owned = new OwnedSandboxes({

@@ -25,6 +25,7 @@ import type {
 } from "../store/types.ts";
 import { UNKNOWN_EXIT_STATUS } from "../store/types.ts";
 import { instantFromDate } from "../time.ts";
+import type { ExitTraceHooks, TracedSource } from "../trace/exit_trace.ts";
 import { Backoff, type BackoffOptions, delay } from "./backoff.ts";
 import { describeContainer } from "./describe.ts";
 import { KeyedQueue } from "./keyed_queue.ts";
@@ -78,6 +79,8 @@ export interface TrackerOptions {
   observer?: ControllerObserver;
   /** Waits on shims for the exits of running sandboxes; off when absent. */
   shims?: ShimWatches;
+  /** Per-exit timestamps (PODSANDBOXD_EXIT_TRACE); off when absent. */
+  trace?: ExitTraceHooks;
   namespace: string;
   filters: string[];
   reap: ReapPolicy;
@@ -89,6 +92,11 @@ type Classification = { sandbox: false } | { sandbox: true; info?: ContainerInfo
 
 const SIGKILL = 9;
 const log = logger("controller");
+
+/** The exit sources the exit trace follows (the others come from listings). */
+function tracedSource(source: SandboxExit["source"]): TracedSource | undefined {
+  return source === "event" || source === "shim" ? source : undefined;
+}
 
 export function errorText(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
@@ -218,11 +226,15 @@ export class SandboxTracker {
     }
     this.#lastEvent.set(id, ++this.#seq);
     const received = performance.now();
+    if (event.kind === "task-exit") {
+      this.#options.trace?.stage(`${this.namespace}/${id}`, "event", "dispatched");
+    }
     this.#enqueue(id, event.topic, () => this.#apply(id, event, received));
   }
 
   async #apply(id: string, event: ContainerdEvent, received: number): Promise<void> {
     const key = this.#key(id);
+    if (event.kind === "task-exit") this.#options.trace?.stage(waiterKey(key), "event", "job");
     switch (event.kind) {
       case "container-create": {
         this.#kinds.delete(id); // a new container may reuse an id: ask again
@@ -340,17 +352,27 @@ export class SandboxTracker {
 
   /**
    * The shim answered a sandbox's exit: handled like a TaskExit, in order with the
-   * sandbox's events. A record is proof enough that it is a sandbox — containerd may be
-   * down (that is when the shim matters most); otherwise containerd is asked.
+   * sandbox's events. What containerd said (a listing, an event) or a record is proof
+   * enough that it is a sandbox — containerd may be down (that is when the shim matters
+   * most); otherwise containerd is asked.
    */
   shimExit(id: string, exit: { exitStatus: number; exitedAt?: string }): void {
     this.#lastEvent.set(id, ++this.#seq);
     const received = performance.now();
     const key = this.#key(id);
+    const trace = this.#options.trace;
+    if (trace) {
+      trace.stage(waiterKey(key), "shim", "received");
+      trace.stage(waiterKey(key), "shim", "dispatched");
+    }
     this.#enqueue(id, "exit from the shim", async () => {
-      const record = await this.#store.get(key);
+      trace?.stage(waiterKey(key), "shim", "job");
+      // containerd said it is a sandbox: the commit itself tells whether an exit is
+      // recorded already (then it changes nothing), as for a TaskExit — no read first.
+      const known = this.#kinds.get(id) === true;
+      const record = known ? undefined : await this.#store.get(key);
       if (record?.exit) return;
-      const description = record ? undefined : await this.#classify(id).then((kind) => {
+      const description = known || record ? undefined : await this.#classify(id).then((kind) => {
         if (!kind.sandbox) return null;
         return kind.info ? describeContainer(kind.info) : undefined;
       });
@@ -592,7 +614,15 @@ export class SandboxTracker {
     description?: SandboxDescription,
     received?: number,
   ) {
+    const source = this.#options.trace && tracedSource(exit.source);
+    const trace = source ? this.#options.trace : undefined;
+    const traced = trace ? waiterKey(key) : "";
+    trace?.stage(traced, source!, "commit");
     const result = await this.#store.recordExit(key, exit, description);
+    if (trace) {
+      if (result.changed) trace.recorded(traced, source!);
+      else trace.stage(traced, source!, "committed");
+    }
     if (result.changed) {
       this.#options.observer?.exitRecorded?.(
         exit.source,
@@ -615,6 +645,7 @@ export class SandboxTracker {
     if (result.record.exit) this.#options.shims?.unwatch(key.id);
     // Waiters get the record as committed: no re-read for each of them.
     this.#waiters.notify(waiterKey(key), result.record);
+    trace?.notified(traced);
   }
 
   /** The container is gone: record a lost exit if none was seen, keep the record. */

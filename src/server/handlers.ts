@@ -59,10 +59,14 @@ export function rejectMalformed(request: unknown, method: string): void {
   }
 }
 
-/** Wraps an async handler: its result or typed error becomes the gRPC response. */
+/**
+ * Wraps an async handler: its result or typed error becomes the gRPC response.
+ * `answered` is told once a result has been handed to grpc-js.
+ */
 function unary<Req, Res>(
   method: string,
   handler: (call: UnaryCall<Req>) => Promise<Res>,
+  answered?: (call: UnaryCall<Req>) => void,
 ): (call: UnaryCall<Req>, callback: Callback<Res>) => void {
   return (call, callback) => {
     // Async, so a handler that throws synchronously still answers with its status.
@@ -70,7 +74,10 @@ function unary<Req, Res>(
       rejectMalformed(call.request, method);
       return handler(call);
     }).then(
-      (res) => callback(null, res),
+      (res) => {
+        callback(null, res);
+        answered?.(call);
+      },
       (err) => callback(toServiceError(err, method) as grpc.ServiceError),
     );
   };
@@ -123,8 +130,12 @@ function callSignal(call: UnaryCall<unknown>, what: string): { signal: AbortSign
   };
 }
 
-/** containerd.services.sandbox.v1.Controller. */
-export function sandboxControllerHandlers(service: SandboxService) {
+/** containerd.services.sandbox.v1.Controller; `onWaitAnswered` is told of each Wait answered. */
+export function sandboxControllerHandlers(
+  service: SandboxService,
+  options: { onWaitAnswered?: (key: SandboxKey) => void } = {},
+) {
+  const { onWaitAnswered } = options;
   const unimplemented = (rpc: string) =>
     unary<unknown, never>(`Controller/${rpc}`, () => {
       throw new UnimplementedError(
@@ -170,16 +181,21 @@ export function sandboxControllerHandlers(service: SandboxService) {
         };
       },
     ),
-    wait: unary<{ sandboxId: string }, ControllerWaitResponse>("Controller/Wait", async (call) => {
-      const key = sandboxKey(call, service, call.request.sandboxId);
-      const { signal, done } = callSignal(call, `wait for sandbox ${key.id}`);
-      try {
-        const record = await service.wait(key, { signal });
-        return { exitStatus: record.exit.status, exitedAt: toTimestamp(record.exit.exitedAt) };
-      } finally {
-        done();
-      }
-    }),
+    wait: unary<{ sandboxId: string }, ControllerWaitResponse>(
+      "Controller/Wait",
+      async (call) => {
+        const key = sandboxKey(call, service, call.request.sandboxId);
+        const { signal, done } = callSignal(call, `wait for sandbox ${key.id}`);
+        try {
+          const record = await service.wait(key, { signal });
+          return { exitStatus: record.exit.status, exitedAt: toTimestamp(record.exit.exitedAt) };
+        } finally {
+          done();
+        }
+      },
+      onWaitAnswered &&
+        ((call) => onWaitAnswered(sandboxKey(call, service, call.request.sandboxId))),
+    ),
     status: unary<{ sandboxId: string; verbose: boolean }, ControllerStatusResponse>(
       "Controller/Status",
       async (call) => {

@@ -16,6 +16,7 @@ import { healthHandlers } from "./health.ts";
 import { MalformedRequest } from "./malformed.ts";
 import { prepareSocketPath, secureSocket } from "./socket.ts";
 import type { SandboxService } from "./types.ts";
+import type { SandboxKey } from "../store/types.ts";
 
 const log = logger("server");
 
@@ -29,6 +30,8 @@ export interface ApiServerOptions {
   socketMode?: number;
   /** Group owning the socket. @default DEFAULT_SOCKET_GROUP when it exists */
   socketGroup?: string;
+  /** Told when each Wait answer is written (exit tracing). */
+  onWaitAnswered?: (key: SandboxKey) => void;
 }
 
 /**
@@ -67,7 +70,9 @@ export class ApiServer {
     });
     server.addService(
       tolerant(ControllerService),
-      sandboxControllerHandlers(options.service) as unknown as grpc.UntypedServiceImplementation,
+      sandboxControllerHandlers(options.service, {
+        onWaitAnswered: options.onWaitAnswered,
+      }) as unknown as grpc.UntypedServiceImplementation,
     );
     server.addService(
       tolerant(SandboxesService),

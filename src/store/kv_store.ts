@@ -61,6 +61,11 @@ export interface KvStoreOptions {
   now?: () => Date;
   /** Called with the duration of each committed write, in seconds (metrics). */
   onCommit?: (seconds: number) => void;
+  /**
+   * Called after each commit with the sandboxes it wrote ("namespace/id") and when it ran
+   * (wall-clock ms): how writes shared commits (exit tracing).
+   */
+  onGroupCommit?: (keys: string[], startedAt: number, endedAt: number) => void;
   /** Opens the database; tests wrap it to interleave operations. @default Deno.openKv */
   openKv?: (path: string) => Promise<Deno.Kv>;
 }
@@ -86,7 +91,13 @@ export class KvSandboxStore implements SandboxStore {
     this.#kv = kv;
     this.owned = new KvOwnedSandboxes(kv);
     this.#now = options.now ?? (() => new Date());
-    this.#commits = new GroupCommitter(kv, { onCommit: options.onCommit });
+    const onGroupCommit = options.onGroupCommit;
+    this.#commits = new GroupCommitter(kv, {
+      onCommit: options.onCommit,
+      onGroup: onGroupCommit &&
+        ((subjects, startedAt, endedAt) =>
+          onGroupCommit(subjects.map((s) => s.replace("\0", "/")), startedAt, endedAt)),
+    });
   }
 
   /**

@@ -5,7 +5,8 @@
  * @module
  */
 import { Controller, type ControllerOptions } from "../../src/controller/controller.ts";
-import { KvSandboxStore } from "../../src/store/kv_store.ts";
+import { KvSandboxStore, type KvStoreOptions } from "../../src/store/kv_store.ts";
+import type { SandboxStore } from "../../src/store/types.ts";
 import { assertEquals } from "./assert.ts";
 import { FakeContainerd } from "./fake_containerd.ts";
 
@@ -31,6 +32,10 @@ export interface SetupOptions {
   storePath?: string;
   /** Wait for the first session to connect. @default true */
   connected?: boolean;
+  /** Options of the store (e.g. its commit hooks). */
+  store?: KvStoreOptions;
+  /** What the controller gets instead of the store (e.g. a wrapper counting reads). */
+  wrapStore?: (store: SandboxStore) => SandboxStore;
 }
 
 export async function setup(
@@ -40,8 +45,8 @@ export async function setup(
 ): Promise<Setup> {
   const fake = setupOptions.fake ?? new FakeContainerd(NS);
   prepare?.(fake);
-  const store = await KvSandboxStore.open(setupOptions.storePath ?? ":memory:");
-  const controller = new Controller(fake, store, {
+  const store = await KvSandboxStore.open(setupOptions.storePath ?? ":memory:", setupOptions.store);
+  const controller = new Controller(fake, setupOptions.wrapStore?.(store) ?? store, {
     namespace: NS,
     filters: FILTERS,
     reap: "never",

@@ -16,6 +16,9 @@ const SYNC_TYPE_URL = "psd-test.Sync";
 export type TaskExitEvent = Extract<ContainerdEvent, { kind: "task-exit" }>;
 export type TaskDeleteEvent = Extract<ContainerdEvent, { kind: "task-delete" }>;
 
+/** The first exit or delete of a task, as it arrived (wall-clock ms). */
+export type TaskArrival = { kind: "exit" | "delete"; id: string; at: number; exitedAt?: string };
+
 export class TaskEvents {
   readonly #client: GrpcContainerdClient;
   readonly #abort = new AbortController();
@@ -28,8 +31,14 @@ export class TaskEvents {
   readonly #syncs = new Set<string>();
   #failure: unknown;
   readonly #done: Promise<void>;
+  readonly #onArrival?: (arrival: TaskArrival) => void;
 
-  private constructor(address: string, readonly namespace: string) {
+  private constructor(
+    address: string,
+    readonly namespace: string,
+    onArrival?: (arrival: TaskArrival) => void,
+  ) {
+    this.#onArrival = onArrival;
     this.#client = new GrpcContainerdClient({ address });
     const ns = quoteFilterValue(namespace);
     const events = this.#client.subscribe([
@@ -44,8 +53,12 @@ export class TaskEvents {
    * Subscribes and resolves once the subscription is live (a marker it published came
    * back): every exit or delete after that is seen.
    */
-  static async start(address: string, namespace: string): Promise<TaskEvents> {
-    const events = new TaskEvents(address, namespace);
+  static async start(
+    address: string,
+    namespace: string,
+    options: { onArrival?: (arrival: TaskArrival) => void } = {},
+  ): Promise<TaskEvents> {
+    const events = new TaskEvents(address, namespace, options.onArrival);
     try {
       await events.#sync();
       return events;
@@ -63,12 +76,14 @@ export class TaskEvents {
           if (!this.#exits.has(e.containerId)) {
             this.#exits.set(e.containerId, e);
             this.#exitAt.set(e.containerId, at);
+            this.#onArrival?.({ kind: "exit", id: e.containerId, at, exitedAt: e.exitedAt });
           }
         } else if (e.kind === "task-delete") {
           // Only whole tasks are deleted (exec processes never produce /tasks/delete).
           if (!this.#deletes.has(e.containerId)) {
             this.#deletes.set(e.containerId, e);
             this.#deleteAt.set(e.containerId, at);
+            this.#onArrival?.({ kind: "delete", id: e.containerId, at, exitedAt: e.exitedAt });
           }
         } else if (e.kind === "ignored" && e.typeUrl.startsWith(SYNC_TYPE_URL + ".")) {
           this.#syncs.add(e.typeUrl.slice(SYNC_TYPE_URL.length + 1));

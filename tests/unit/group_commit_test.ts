@@ -28,22 +28,29 @@ async function tempState(): Promise<{ path: string; [Symbol.asyncDispose](): Pro
   };
 }
 
-Deno.test("writes that arrive during a commit share the next one; each resolves after it", async () => {
+Deno.test("writes made in one turn share one commit; writes during a commit share the next; each resolves after its commit", async () => {
   const kv = await Deno.openKv(":memory:");
   try {
-    let commits = 0;
-    const group = new GroupCommitter(kv, { onCommit: () => commits++ });
-    const writes = Array.from({ length: 40 }, (_, i) =>
+    const groups: string[][] = [];
+    const group = new GroupCommitter(kv, { onGroup: (subjects) => groups.push(subjects) });
+    const write = (i: number) =>
       group.commit({
         subject: `s${i}`,
         build: (op) => op.check({ key: ["k", i], versionstamp: null }).set(["k", i], i),
-      }));
-    const stamps = await Promise.all(writes);
-    // The first finds the store idle and goes alone; the other 39 wait for one commit.
-    assertEquals(commits, 2);
+      });
+    // 40 writes in this turn: the store is idle, they go together at its end.
+    const first = Array.from({ length: 40 }, (_, i) => write(i));
+    await new Promise((r) => setTimeout(r, 0));
+    // The commit is in flight now: these wait for it, then share the next one.
+    const second = Array.from({ length: 10 }, (_, i) => write(40 + i));
+    const stamps = await Promise.all([...first, ...second]);
+    assertEquals(groups.map((g) => g.length), [40, 10]);
     assert(stamps.every((s) => typeof s === "string"));
     assertEquals(new Set(stamps).size, 2);
-    for (let i = 0; i < 40; i++) assertEquals((await kv.get(["k", i])).value, i);
+    for (let i = 0; i < 50; i++) assertEquals((await kv.get(["k", i])).value, i);
+    // A lone write is committed at the end of its turn, alone.
+    assert(typeof await write(50) === "string");
+    assertEquals(groups.at(-1), ["s50"]);
   } finally {
     kv.close();
   }
@@ -56,7 +63,7 @@ Deno.test("a stale check fails only its own write; the rest of its group commits
     const stale = await kv.get(["k", "stale"]);
     await kv.set(["k", "stale"], "changed behind our back");
     const group = new GroupCommitter(kv);
-    // Occupy the committer so the next three form one group.
+    // Made in one turn, the four form one group.
     const first = group.commit({ subject: "first", build: (op) => op.set(["k", "first"], 1) });
     const results = await Promise.all([
       first,
@@ -166,5 +173,38 @@ Deno.test("a record changed behind the store's back is read again, never overwri
     assertEquals(deleted?.record.deletedAt, "2026-01-02T00:00:00.000000000Z");
   } finally {
     store.close();
+  }
+});
+
+Deno.test("onGroup reports each commit's subjects and when it ran, in wall-clock time", async () => {
+  const kv = await Deno.openKv(":memory:");
+  try {
+    const groups: Array<{ subjects: string[]; startedAt: number; endedAt: number }> = [];
+    const group = new GroupCommitter(kv, {
+      onGroup: (subjects, startedAt, endedAt) => groups.push({ subjects, startedAt, endedAt }),
+    });
+    const before = performance.timeOrigin + performance.now();
+    await Promise.all(
+      Array.from({ length: 5 }, (_, i) =>
+        group.commit({
+          subject: `s${i}`,
+          build: (op) => op.set(["k", i], i),
+        })),
+    );
+    const after = performance.timeOrigin + performance.now();
+    // Made in one turn: one commit.
+    assertEquals(groups.map((g) => g.subjects), [["s0", "s1", "s2", "s3", "s4"]]);
+    for (const g of groups) {
+      assert(before <= g.startedAt && g.startedAt <= g.endedAt && g.endedAt <= after);
+    }
+    // A failed check is no commit: nothing reported for it.
+    groups.length = 0;
+    const stale = await group.commit({
+      subject: "stale",
+      build: (op) => op.check({ key: ["k", 0], versionstamp: null }).set(["k", 0], 9),
+    });
+    assertEquals([stale, groups.length], [null, 0]);
+  } finally {
+    kv.close();
   }
 });
