@@ -12,6 +12,8 @@ export interface BenchContext {
   agentDenoFlags: string[];
   /** Profile the agents where a benchmark summarises their CPU profiles (latency). */
   profile?: boolean;
+  /** The latency benchmark's containerd on CPU 0, everything else of the run on the others. */
+  splitCpus?: boolean;
   /** Progress, on stderr. */
   log(message: string): void;
   /** Something the reader of the results must know (printed under the table, kept in the JSON). */

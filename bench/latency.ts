@@ -42,6 +42,7 @@ import {
   loadAverage,
   machineCpuMs,
   onCpuMs,
+  pinToCpus,
   quiescent,
   runDelayMs,
   wallMs,
@@ -620,6 +621,12 @@ export async function latencyBenchmark(
   const containerd = await target.start();
   const untrack = ctx.cleanup.add(() => containerd.stop());
   try {
+    if (ctx.splitCpus) {
+      // Its shims and containers are its descendants: they inherit CPU 0.
+      const error = await pinToCpus(containerd.pid!, "0");
+      if (error) throw new Error(error);
+      ctx.log(`latency: containerd ${containerd.pid} and its shims on CPU 0, the rest elsewhere`);
+    }
     const versionClient = new GrpcContainerdClient({ address: containerd.socket });
     const version = await versionClient.version().then((v) => v.version, () => "unknown");
     versionClient.close();
@@ -825,6 +832,9 @@ export async function latencyBenchmark(
         singleSpacingMs: SPACING_MS,
         waitsPerConnection: WAITS_PER_CONNECTION,
         exitTrace: "PODSANDBOXD_EXIT_TRACE=1 in every round",
+        splitCpus: ctx.splitCpus
+          ? "containerd, its shims and containers on CPU 0; the agents and observers on the others"
+          : false,
       },
       figures: {
         shimWaitOn: figures(on),

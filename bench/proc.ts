@@ -163,3 +163,23 @@ export async function diskUsage(dir: string): Promise<{ bytes: number; allocated
   }
   return { bytes, allocated };
 }
+
+/**
+ * Sets the CPU affinity of every thread of `pid` (`cpus` as taskset reads it, "0" or
+ * "1-3"); processes it starts afterwards inherit it. An error message, or undefined.
+ */
+export async function pinToCpus(pid: number, cpus: string): Promise<string | undefined> {
+  try {
+    const out = await new Deno.Command("taskset", {
+      args: ["--all-tasks", "--pid", "--cpu-list", cpus, String(pid)],
+      stdout: "null",
+      stderr: "piped",
+    }).output();
+    if (out.success) return undefined;
+    return `taskset could not pin pid ${pid} to CPUs ${cpus}: ${
+      new TextDecoder().decode(out.stderr).trim()
+    }`;
+  } catch (err) {
+    return `taskset (util-linux) could not run: ${(err as Error).message}`;
+  }
+}
