@@ -1,5 +1,5 @@
 /**
- * Benchmark 7: pods run through podsandboxd as containerd 2.1's sandbox controller, beside
+ * Benchmark 8: pods run through podsandboxd as containerd 2.1's sandbox controller, beside
  * containerd's own pod-sandbox controller in the same run and on the same node — the CRI's
  * RunPodSandbox and StopPodSandbox (and RemovePodSandbox) latency per pod, the two handlers
  * alternating pod by pod so both see the same load.
@@ -67,7 +67,7 @@ export async function sandboxerBenchmark(ctx: BenchContext): Promise<BenchResult
   for (const [call, key] of [["RunPodSandbox", "run"], ["StopPodSandbox", "stop"]] as const) {
     for (const q of ["p50", "p99"] as const) {
       rows.push(row(
-        "7 sandboxer",
+        "8 sandboxer",
         `CRI ${call} ${q}, through podsandboxd (containerd 2.1)`,
         figures.podsandboxd[key][q],
         "ms",

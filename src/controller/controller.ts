@@ -183,6 +183,9 @@ export class Controller {
         locator: options.shims.locator,
         dial: options.shims.dial,
         onExit: (id, exit) => this.#tracker.shimExit(id, exit),
+        // Shims are found and dialled once the first sync is done (or failed): the
+        // agent's socket, opened then, does not wait behind thousands of them.
+        startAfter: this.#firstOutcome.promise,
         onLost: (id, reason) =>
           log.info(
             "stopped waiting on the shim of {namespace}/{id}: {reason}; its exit is learned " +

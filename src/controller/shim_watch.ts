@@ -19,6 +19,14 @@ import { errorText } from "./tracker.ts";
 
 const log = logger("controller");
 
+/**
+ * Watches finding and dialling their shims at once. Thousands of sandboxes at start-up
+ * would otherwise read their shims' files and connect all at once, holding the event
+ * loop and the file-system threads from the agent's socket (measured: 10,000 sandboxes
+ * without shim files delayed the first answer by 2 s); waiting is not limited.
+ */
+export const MAX_STARTING_WATCHES = 16;
+
 export interface ShimWatchOptions {
   namespace: string;
   locator: ShimLocator;
@@ -27,6 +35,8 @@ export interface ShimWatchOptions {
   onExit(id: string, exit: ShimExit): void;
   /** The watch ended without an answer (no shim files, shim gone, refused). */
   onLost?(id: string, reason: string): void;
+  /** Watches find and dial their shims only once this settles (default: at once). */
+  startAfter?: Promise<unknown>;
 }
 
 interface Connection {
@@ -44,6 +54,10 @@ export class ShimWatcher {
   readonly #watches = new Map<string, Watch>();
   readonly #connections = new Map<string, Connection>();
   readonly #closing = new AbortController();
+  #starting = 0;
+  // A FIFO: an array read from #startHead (shift() is linear in its length).
+  #startQueue: Array<() => void> = [];
+  #startHead = 0;
 
   constructor(options: ShimWatchOptions) {
     this.#options = options;
@@ -97,11 +111,17 @@ export class ShimWatcher {
   async #run(id: string, watch: Watch): Promise<void> {
     const { namespace, locator } = this.#options;
     const current = () => this.#watches.get(id) === watch;
+    let started = false;
     try {
-      const endpoint = await locator.locate(namespace, id);
+      await this.#startSlot();
+      started = true;
       if (!current()) return; // unwatched meanwhile
+      const endpoint = await locator.locate(namespace, id);
+      if (!current()) return;
       watch.socket = endpoint.socket;
       const client = await this.#connect(endpoint.socket, () => this.#options.dial(endpoint));
+      this.#endSlot();
+      started = false;
       if (!current()) return;
       log.debug("waiting on the shim of {namespace}/{id} at {socket} (task API v{api})", {
         namespace,
@@ -118,8 +138,34 @@ export class ShimWatcher {
       this.#end(id, watch);
       this.#options.onLost?.(id, lostReason(err));
     } finally {
+      if (started) this.#endSlot();
       if (current()) this.#end(id, watch);
     }
+  }
+
+  /**
+   * Resolves once `startAfter` settled and fewer than MAX_STARTING_WATCHES watches are
+   * finding their shims; the caller then holds a slot until #endSlot.
+   */
+  async #startSlot(): Promise<void> {
+    if (this.#options.startAfter) await this.#options.startAfter.catch(() => {});
+    if (this.#starting < MAX_STARTING_WATCHES) {
+      this.#starting++;
+      return;
+    }
+    await new Promise<void>((resolve) => this.#startQueue.push(resolve));
+  }
+
+  /** Hands the slot to the next watch waiting for one, or frees it. */
+  #endSlot(): void {
+    if (this.#startHead < this.#startQueue.length) {
+      const next = this.#startQueue[this.#startHead++];
+      if (this.#startHead > 1024 && this.#startHead * 2 > this.#startQueue.length) {
+        this.#startQueue = this.#startQueue.slice(this.#startHead);
+        this.#startHead = 0;
+      }
+      next();
+    } else this.#starting--;
   }
 
   /** Ends a watch once: forgets it and closes its connection if no other watch uses it. */
