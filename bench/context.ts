@@ -14,6 +14,8 @@ export interface BenchContext {
   profile?: boolean;
   /** The latency benchmark's containerd on CPU 0, everything else of the run on the others. */
   splitCpus?: boolean;
+  /** The latency benchmark's containerd in a cpu cgroup of its own, the rest of the run in another. */
+  cgroups?: boolean;
   /** Progress, on stderr. */
   log(message: string): void;
   /** Something the reader of the results must know (printed under the table, kept in the JSON). */

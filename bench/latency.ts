@@ -38,6 +38,7 @@ import { CONTROLLER_VERSION, type ControllerRound, criControllerRound } from "./
 import { type BenchContext, type BenchResult, sleep, tempDir } from "./context.ts";
 import { type Arrivals, ObserverProcess } from "./observers.ts";
 import {
+  CpuCgroup,
   cpuMs,
   loadAverage,
   machineCpuMs,
@@ -620,12 +621,22 @@ export async function latencyBenchmark(
   ctx.log(`latency: starting a private containerd (${target.label})`);
   const containerd = await target.start();
   const untrack = ctx.cleanup.add(() => containerd.stop());
+  const cgroups: CpuCgroup[] = [];
   try {
     if (ctx.splitCpus) {
       // Its shims and containers are its descendants: they inherit CPU 0.
       const error = await pinToCpus(containerd.pid!, "0");
       if (error) throw new Error(error);
       ctx.log(`latency: containerd ${containerd.pid} and its shims on CPU 0, the rest elsewhere`);
+    }
+    if (ctx.cgroups) {
+      // As under systemd: containerd.service and podsandboxd.service, equal CPU weights.
+      const theirs = CpuCgroup.create(`psd-bench-containerd-${Deno.pid}`);
+      const ours = CpuCgroup.create(`psd-bench-agent-${Deno.pid}`);
+      cgroups.push(theirs, ours);
+      theirs.join(containerd.pid!);
+      ours.join(Deno.pid);
+      ctx.log(`latency: containerd in ${theirs.path}, the agents and observers in ${ours.path}`);
     }
     const versionClient = new GrpcContainerdClient({ address: containerd.socket });
     const version = await versionClient.version().then((v) => v.version, () => "unknown");
@@ -832,6 +843,9 @@ export async function latencyBenchmark(
         singleSpacingMs: SPACING_MS,
         waitsPerConnection: WAITS_PER_CONNECTION,
         exitTrace: "PODSANDBOXD_EXIT_TRACE=1 in every round",
+        cgroups: ctx.cgroups
+          ? "containerd (its shims) in a cpu cgroup of its own, the agents and observers in another"
+          : false,
         splitCpus: ctx.splitCpus
           ? "containerd, its shims and containers on CPU 0; the agents and observers on the others"
           : false,
@@ -860,5 +874,6 @@ export async function latencyBenchmark(
     ctx.log("latency: stopping containerd");
     untrack();
     await containerd.stop();
+    for (const c of cgroups.reverse()) c.remove();
   }
 }

@@ -12,6 +12,9 @@
  *   --split-cpus       the latency benchmark's containerd (and so its shims and containers)
  *                      on CPU 0, this process, the agents and the observers on the others:
  *                      what the agent does when it does not share its cores with them
+ *   --cgroups          the latency benchmark's containerd (its shims) in a cpu cgroup of its own and
+ *                      this process, the agents and the observers in another, as systemd runs
+ *                      containerd.service and podsandboxd.service (CPU shared per cgroup)
  *   --agent-deno-flag  extra `deno run` flag for every agent process (e.g. --cpu-prof,
  *                      --cpu-prof-dir=/tmp/prof, --v8-flags=...)
  *
@@ -48,7 +51,7 @@ export type BenchmarkName = typeof BENCHMARKS[number];
 const DEFAULT_OUT = new URL("./results/latest.json", import.meta.url).pathname;
 
 const USAGE =
-  "usage: deno task bench [--quick] [--only latency,burst,waiters,startup,idle,store,shimcost,sandboxer] [--out FILE] [--profile] [--split-cpus] [--agent-deno-flag FLAG]...";
+  "usage: deno task bench [--quick] [--only latency,burst,waiters,startup,idle,store,shimcost,sandboxer] [--out FILE] [--profile] [--split-cpus] [--cgroups] [--agent-deno-flag FLAG]...";
 
 /**
  * Moves this process (all its threads; children inherit it) off CPU 0, which the latency
@@ -71,6 +74,7 @@ async function main(argv: string[]): Promise<number> {
         out: { type: "string", default: DEFAULT_OUT },
         profile: { type: "boolean", default: false },
         "split-cpus": { type: "boolean", default: false },
+        cgroups: { type: "boolean", default: false },
         "agent-deno-flag": { type: "string", multiple: true, default: [] },
         help: { type: "boolean", short: "h", default: false },
       },
@@ -117,6 +121,7 @@ async function main(argv: string[]): Promise<number> {
     agentDenoFlags: values["agent-deno-flag"],
     profile: values.profile,
     splitCpus: values["split-cpus"],
+    cgroups: values.cgroups,
     log: (message) => console.error(`bench: ${message}`),
     note: (message) => {
       notes.push(message);

@@ -183,3 +183,58 @@ export async function pinToCpus(pid: number, cpus: string): Promise<string | und
     return `taskset (util-linux) could not run: ${(err as Error).message}`;
   }
 }
+
+/** The cpu controller's hierarchy: cgroup v1's cpu mount, or v2's root with cpu enabled. */
+function cpuHierarchy(): string | undefined {
+  for (const dir of ["/sys/fs/cgroup/cpu", "/sys/fs/cgroup"]) {
+    try {
+      if (dir.endsWith("/cpu")) {
+        Deno.statSync(`${dir}/cpu.shares`);
+        return dir;
+      }
+      const controllers = Deno.readTextFileSync(`${dir}/cgroup.controllers`);
+      if (controllers.split(/\s+/).includes("cpu")) return dir;
+    } catch {
+      // not this layout
+    }
+  }
+  return undefined;
+}
+
+/**
+ * A cpu cgroup of its own with the default weight, as systemd gives each service: CPU
+ * time is then shared between the cgroups, not between their threads. `join(pid)` moves
+ * a process (children it starts afterwards follow); `remove()` moves what is left back to
+ * the root and deletes the cgroup.
+ */
+export class CpuCgroup {
+  private constructor(readonly path: string, readonly root: string) {}
+
+  static create(name: string): CpuCgroup {
+    const root = cpuHierarchy();
+    if (!root) throw new Error("no cpu cgroup controller found under /sys/fs/cgroup");
+    const path = `${root}/${name}`;
+    Deno.mkdirSync(path, { recursive: true });
+    return new CpuCgroup(path, root);
+  }
+
+  join(pid: number): void {
+    Deno.writeTextFileSync(`${this.path}/cgroup.procs`, `${pid}\n`);
+  }
+
+  remove(): void {
+    try {
+      const pids = Deno.readTextFileSync(`${this.path}/cgroup.procs`).split("\n").filter(Boolean);
+      for (const pid of pids) {
+        try {
+          Deno.writeTextFileSync(`${this.root}/cgroup.procs`, `${pid}\n`);
+        } catch {
+          // gone meanwhile
+        }
+      }
+      Deno.removeSync(this.path);
+    } catch {
+      // already gone
+    }
+  }
+}
