@@ -8,7 +8,9 @@
  * A watch ends with the sandbox's exit (handed to `onExit`), when the sandbox's record
  * gets its exit another way (`unwatch`), or when the shim goes away first (`onLost`: the
  * agent then relies on containerd's events and lists, as without shim wait). Nothing is
- * retried: a shim that is gone stays gone.
+ * retried: a shim that is gone stays gone — a sandbox whose watch was lost is not watched
+ * again (each resync would otherwise look for its shim and log it again) until `unwatch`
+ * forgets it (its exit recorded, or it was removed: a new sandbox may take the id).
  *
  * @module
  */
@@ -54,6 +56,8 @@ export class ShimWatcher {
   readonly #watches = new Map<string, Watch>();
   readonly #connections = new Map<string, Connection>();
   readonly #closing = new AbortController();
+  /** Sandboxes whose watch ended without an answer: not watched again. */
+  readonly #lost = new Set<string>();
   #starting = 0;
   // A FIFO: an array read from #startHead (shift() is linear in its length).
   #startQueue: Array<() => void> = [];
@@ -79,7 +83,7 @@ export class ShimWatcher {
 
   /** Starts waiting on the sandbox's shim, unless a watch of it is on already. */
   watch(id: string): void {
-    if (this.#closing.signal.aborted || this.#watches.has(id)) return;
+    if (this.#closing.signal.aborted || this.#watches.has(id) || this.#lost.has(id)) return;
     const watch: Watch = { released: false };
     this.#watches.set(id, watch);
     this.#run(id, watch).catch((err) => {
@@ -93,6 +97,7 @@ export class ShimWatcher {
 
   /** Stops caring about the sandbox (its exit is recorded); its connection may close. */
   unwatch(id: string): void {
+    this.#lost.delete(id);
     const watch = this.#watches.get(id);
     if (!watch) return;
     this.#end(id, watch);
@@ -136,6 +141,7 @@ export class ShimWatcher {
     } catch (err) {
       if (this.#closing.signal.aborted || !current()) return;
       this.#end(id, watch);
+      this.#lost.add(id);
       this.#options.onLost?.(id, lostReason(err));
     } finally {
       if (started) this.#endSlot();

@@ -1,7 +1,8 @@
 /**
- * ShimWatcher's start-up: watches find and dial their shims only once `startAfter`
+ * ShimWatcher: watches find and dial their shims only once `startAfter`
  * settles, at most MAX_STARTING_WATCHES at a time, and every watch still gets its
- * shim's answer; a watch ended while it waits for its turn never touches its shim.
+ * shim's answer; a watch ended while it waits for its turn never touches its shim; a
+ * lost shim is not looked for again until the sandbox is forgotten.
  */
 import { MAX_STARTING_WATCHES, ShimWatcher } from "../../src/controller/shim_watch.ts";
 import { NotFoundError, UnavailableError } from "../../src/errors.ts";
@@ -115,5 +116,36 @@ Deno.test("a watch ended while it waits for its turn never looks for its shim", 
   for (let i = 0; i < 50 && watcher.size > 0; i++) await tick();
   assertEquals(watcher.size, 0);
   assert(!locator.located.includes("sb-queued"), "the ended watch looked for its shim");
+  watcher.close();
+});
+
+Deno.test("a sandbox whose shim was lost is not looked for again until unwatch forgets it", async () => {
+  const locator = new HeldLocator();
+  locator.release();
+  const lost: string[] = [];
+  const watcher = new ShimWatcher({
+    namespace: "ns",
+    locator,
+    dial: (endpoint) => Promise.resolve(fakeClient(endpoint)),
+    onExit: () => {},
+    onLost: (id) => lost.push(id),
+  });
+  const settle = async () => {
+    for (let i = 0; i < 20 && watcher.size > 0; i++) await tick();
+  };
+  watcher.watch("gone-1");
+  await settle();
+  assertEquals(lost, ["gone-1"]);
+  // A resync finds it running again: no second search, no second log line.
+  watcher.watch("gone-1");
+  await settle();
+  assertEquals(locator.located, ["gone-1"]);
+  assertEquals(lost, ["gone-1"]);
+  // Its exit recorded (or the sandbox removed): a new sandbox with the id is watched.
+  watcher.unwatch("gone-1");
+  watcher.watch("gone-1");
+  await settle();
+  assertEquals(locator.located, ["gone-1", "gone-1"]);
+  assertEquals(lost, ["gone-1", "gone-1"]);
   watcher.close();
 });
