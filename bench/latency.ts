@@ -21,15 +21,13 @@
  * sandboxes. With `--profile` each agent runs under --cpu-prof and its samples are
  * summarised per burst.
  *
- * The containerd is a parameter (`ContainerdUnderTest`; by default the one
- * PODSANDBOXD_CONTAINERD selects). On 2.1 a last round runs CRI pods answered by
+ * The containerd is the one PODSANDBOXD_CONTAINERD selects. On 2.1 a last round runs CRI pods answered by
  * podsandboxd and by containerd's own pod-sandbox controller (bench/cri_controller.ts).
  *
  * @module
  */
 import { join } from "node:path";
 import { GrpcContainerdClient } from "../src/containerd/grpc_client.ts";
-import { NotFoundError } from "../src/errors.ts";
 import type { ExitTraceLine } from "../src/trace/exit_trace.ts";
 import { PrivateContainerd } from "../tests/harness/containerd.ts";
 import { Containers, importImages, uniqueId } from "../tests/harness/containers.ts";
@@ -58,19 +56,6 @@ import {
 } from "./profile.ts";
 import { markdownTable, type Row, row } from "./report.ts";
 import { type Percentiles, percentiles, round } from "./stats.ts";
-
-/** The containerd the benchmark drives. */
-export interface ContainerdUnderTest {
-  /** Names it in the results ("system"); its version is asked once it runs. */
-  label: string;
-  start(): Promise<PrivateContainerd>;
-}
-
-/** The containerd PODSANDBOXD_CONTAINERD selects (default: the system's, Debian's 1.6 here). */
-export const SELECTED_CONTAINERD: ContainerdUnderTest = {
-  label: "selected",
-  start: () => PrivateContainerd.start(),
-};
 
 const RUN_FOREVER = ["sleep", "2147483647"];
 /** Containers created at once with ctr. */
@@ -116,7 +101,7 @@ async function createSandboxes(c: Containers, count: number): Promise<string[]> 
  * (src/trace/exit_trace.ts; `WON.x` is the stage of the source that recorded the exit),
  * except `client`, when the answer reached this process.
  */
-export const STAGES = [
+const STAGES = [
   { name: "event.received", what: "TaskExit bytes handed over by grpc-js (agent's stream)" },
   { name: "event.decoded", what: "TaskExit decoded and read off the stream" },
   { name: "shim.received", what: "the shim's Wait answered" },
@@ -131,7 +116,7 @@ export const STAGES = [
   { name: "client", what: "answer received by the client" },
 ] as const;
 
-export interface Breakdown {
+interface Breakdown {
   /** Stage → its time minus the raw subscriber's arrival of the same exit (ms). */
   stages: Record<string, Percentiles>;
   /** Writes per group commit that held an exit. */
@@ -209,7 +194,7 @@ interface Burst {
  * benchmark's observers (raw subscriber, pollers, waiters), to everything else on the
  * machine (other users' processes), and what the hypervisor stole.
  */
-export interface CpuBudget {
+interface CpuBudget {
   windowMs: number;
   capacityMs: number;
   containerdAndShimsMs: number;
@@ -412,15 +397,11 @@ async function latencyRound(
         // containerd 2.1 publishes no TaskDelete for some deletes: a task that is gone
         // without one is counted, not waited for.
         await until("the agent's task deletes", async () => {
-          const pending = ids.filter((id) => !floor!.deletes.has(id));
-          const gone = await Promise.all(pending.map((id) =>
-            client.getTask(namespace, id).then(
-              () => false,
-              (err) => err instanceof NotFoundError,
-            )
-          ));
-          deletesWithoutEvent = gone.filter(Boolean).length;
-          return gone.every(Boolean);
+          const left = await client.listTasks(namespace).then(
+            (tasks) => new Set(tasks.map((t) => t.containerId)),
+            () => undefined, // not answered: not done yet
+          );
+          return left !== undefined && ids.every((id) => floor!.deletes.has(id) || !left.has(id));
         });
         // A TaskDelete may still be on its way right after the task went.
         await sleep(100);
@@ -515,7 +496,7 @@ function cell(p: Percentiles | undefined, k: "p50" | "p99"): string {
  * The breakdown as Markdown: one row per stage, p50/p99 of (stage − raw arrival) in ms
  * for each column (a mode and burst size).
  */
-export function breakdownTable(columns: Array<{ title: string; breakdown: Breakdown }>): string {
+function breakdownTable(columns: Array<{ title: string; breakdown: Breakdown }>): string {
   const header = ["stage (ms after the raw subscriber's TaskExit)"];
   for (const c of columns) header.push(`${c.title} p50`, `p99`);
   const lines = [header];
@@ -610,16 +591,12 @@ function controllerRows(controller: ControllerRound): Row[] {
   return rows;
 }
 
-export async function latencyBenchmark(
-  ctx: BenchContext,
-  options: { containerd?: ContainerdUnderTest } = {},
-): Promise<BenchResult> {
-  const target = options.containerd ?? SELECTED_CONTAINERD;
+export async function latencyBenchmark(ctx: BenchContext): Promise<BenchResult> {
   const bursts = ctx.quick ? [5, 10] : [30, 100];
   const single = ctx.quick ? 5 : 20;
   await using dir = await tempDir(ctx, "latency");
-  ctx.log(`latency: starting a private containerd (${target.label})`);
-  const containerd = await target.start();
+  ctx.log("latency: starting a private containerd (the selected version)");
+  const containerd = await PrivateContainerd.start();
   const untrack = ctx.cleanup.add(() => containerd.stop());
   const cgroups: CpuCgroup[] = [];
   try {
@@ -835,7 +812,7 @@ export async function latencyBenchmark(
     });
     return {
       params: {
-        containerd: { label: target.label, version, runtime: "runc, busybox sleep" },
+        containerd: { label: "selected", version, runtime: "runc, busybox sleep" },
         bursts,
         signal: "SIGKILL, to every init pid of a burst in one loop",
         pollers: POLLERS,

@@ -47,16 +47,13 @@ export function cpuMs(pid: number): number {
   return (utime + stime) * 1000 / clockTicksPerSecond();
 }
 
-/**
- * Time the threads of `pid` spent runnable but waiting for a CPU (run queue delay, from
- * /proc/PID/task/TID/schedstat), in milliseconds: how much the machine, not the process,
- * held it back.
- */
-export function runDelayMs(pid: number): number {
+/** The sum of one field (ns) of /proc/PID/task/TID/schedstat over the threads of `pid`, in ms. */
+function schedstatMs(pid: number, field: 0 | 1): number {
   let ns = 0;
   for (const task of Deno.readDirSync(`/proc/${pid}/task`)) {
     try {
-      ns += Number(Deno.readTextFileSync(`/proc/${pid}/task/${task.name}/schedstat`).split(" ")[1]);
+      const fields = Deno.readTextFileSync(`/proc/${pid}/task/${task.name}/schedstat`).split(" ");
+      ns += Number(fields[field]);
     } catch {
       // The thread ended while we looked.
     }
@@ -65,26 +62,25 @@ export function runDelayMs(pid: number): number {
 }
 
 /**
+ * Time the threads of `pid` spent runnable but waiting for a CPU (run queue delay, from
+ * /proc/PID/task/TID/schedstat), in milliseconds: how much the machine, not the process,
+ * held it back.
+ */
+export function runDelayMs(pid: number): number {
+  return schedstatMs(pid, 1);
+}
+
+/**
  * Time the threads of `pid` spent on a CPU, in milliseconds (nanosecond precision, from
  * /proc/PID/task/TID/schedstat); 0 once the process is gone. Threads that ended are not
  * counted: for short windows (a burst), not for long ones (cpuMs counts them).
  */
 export function onCpuMs(pid: number): number {
-  let ns = 0;
   try {
-    for (const task of Deno.readDirSync(`/proc/${pid}/task`)) {
-      try {
-        ns += Number(
-          Deno.readTextFileSync(`/proc/${pid}/task/${task.name}/schedstat`).split(" ")[0],
-        );
-      } catch {
-        // The thread ended while we looked.
-      }
-    }
+    return schedstatMs(pid, 0);
   } catch {
-    // The process ended.
+    return 0; // the process ended
   }
-  return ns / 1e6;
 }
 
 /**

@@ -52,14 +52,6 @@ export const CONTAINERD_SOCKET_CANDIDATES: readonly string[] = CONTAINERD_LAYOUT
   l.socket
 );
 
-/**
- * The state directory of the containerd listening at `socket`, when it is one of the
- * known layouts (also spelled /var/run/…); undefined otherwise.
- */
-export function stateDirFor(socket: string): string | undefined {
-  return layoutFor(socket)?.state;
-}
-
 /** The known layout whose containerd listens at `socket` (also spelled /var/run/…). */
 export function layoutFor(socket: string): ContainerdLayout | undefined {
   const path = socket.startsWith("/var/run/") ? socket.slice("/var".length) : socket;

@@ -198,6 +198,13 @@ function positiveDuration(text: string): number {
   return ms;
 }
 
+/** The default of a containerd directory that follows --address's known layout. */
+function layoutDefault(field: "state" | "root", fallback: string): string {
+  return `that of the containerd at --address when it is a known layout (${
+    CONTAINERD_LAYOUTS.map((l) => l[field]).join(", ")
+  }), else ${fallback}`;
+}
+
 function def<K extends keyof ServeConfig>(d: OptionDef<K>): OptionDef<K> {
   return d;
 }
@@ -220,9 +227,7 @@ export const SERVE_OPTIONS = [
     arg: "DIR",
     description:
       "containerd's state directory (its `state` setting), where the agent finds each sandbox's shim",
-    defaultText: `that of the containerd at --address when it is a known layout (${
-      CONTAINERD_LAYOUTS.map((l) => l.state).join(", ")
-    }), else ${DEFAULT_CONTAINERD_STATE}`,
+    defaultText: layoutDefault("state", DEFAULT_CONTAINERD_STATE),
     default: () => DEFAULT_CONTAINERD_STATE,
     parse: absolutePath,
   }),
@@ -262,9 +267,7 @@ export const SERVE_OPTIONS = [
     arg: "DIR",
     description:
       "containerd's root directory (its `root` setting): with --sandboxer, the CRI's sandbox files go under it",
-    defaultText: `that of the containerd at --address when it is a known layout (${
-      CONTAINERD_LAYOUTS.map((l) => l.root).join(", ")
-    }), else ${DEFAULT_CONTAINERD_ROOT}`,
+    defaultText: layoutDefault("root", DEFAULT_CONTAINERD_ROOT),
     default: () => DEFAULT_CONTAINERD_ROOT,
     parse: absolutePath,
   }),

@@ -7,17 +7,11 @@
  * @module
  */
 import { dirname, join } from "node:path";
-import {
-  SHIM_SOCKET_DIR,
-  SOCKET_NAME,
-  SYSTEM_RUNTIME_DIR,
-  SYSTEM_STATE_DIR,
-  TASK_BUNDLES_DIR,
-} from "../config/defaults.ts";
+import { SOCKET_NAME, SYSTEM_RUNTIME_DIR, SYSTEM_STATE_DIR } from "../config/defaults.ts";
 import { CONTAINERD_LAYOUTS, CONTAINERD_SOCKET_CANDIDATES } from "../config/detect.ts";
 import { DEFAULT_CONFIG_FILE } from "../config/load.ts";
 import { permissionFlags, type PermissionSet, permissionSet } from "./flags.ts";
-import { type Access, GROUP_FILE, type Need, sandboxerNeeds } from "./needs.ts";
+import { type Access, GROUP_FILE, type Need, sandboxerNeeds, shimWaitNeeds } from "./needs.ts";
 
 /** Metrics on loopback, any port. */
 export const LOOPBACK_HOSTS: readonly string[] = ["127.0.0.1", "::1", "localhost"];
@@ -38,11 +32,7 @@ export function bakedNeeds(): Need[] {
     })),
     ...LOOPBACK_HOSTS.map((host): Need => ({ kind: "tcp", host, why: "--metrics-address" })),
     // Shim wait: every layout's task bundles, and the directories shims put sockets in.
-    ...CONTAINERD_LAYOUTS.flatMap((l): Need[] => [
-      { kind: "read", path: join(l.state, TASK_BUNDLES_DIR), why: "--containerd-state" },
-      { kind: "sockets-in", path: join(l.state, "s"), why: "--shim-wait" },
-    ]),
-    { kind: "sockets-in", path: SHIM_SOCKET_DIR, why: "--shim-wait" },
+    ...CONTAINERD_LAYOUTS.flatMap((l) => shimWaitNeeds(l.state)),
   ];
   return [...needs, ...needs.flatMap(varRunForm)];
 }

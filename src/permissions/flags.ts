@@ -68,22 +68,6 @@ export function addAccess(set: PermissionSet, access: Access): void {
   if (!list.includes(access.path)) list.push(access.path);
 }
 
-/** The union of several sets. */
-export function mergeSets(sets: readonly PermissionSet[]): PermissionSet {
-  const merged: PermissionSet = { read: [], write: [], net: [], env: [], sys: [], run: [] };
-  for (const set of sets) {
-    for (const path of set.read) addAccess(merged, { name: "read", path });
-    for (const path of set.write) addAccess(merged, { name: "write", path });
-    if (set.net === true) addAccess(merged, { name: "net" });
-    else for (const host of set.net) addAccess(merged, { name: "net", host });
-    for (const v of set.env) if (!merged.env.includes(v)) merged.env.push(v);
-    for (const v of set.sys) if (!merged.sys.includes(v)) merged.sys.push(v);
-    for (const v of set.run) if (!merged.run.includes(v)) merged.run.push(v);
-    if (set.tcpBeyondLoopback) merged.tcpBeyondLoopback = true;
-  }
-  return merged;
-}
-
 /**
  * `--allow-*` flags granting exactly `set` (never `-A`), with `--no-prompt`. Deno's lists
  * are comma-separated, so a path with a comma cannot be granted: RangeError naming it.

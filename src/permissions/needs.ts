@@ -85,17 +85,7 @@ export function serveNeeds(
     { kind: "read", path: GROUP_FILE, why: "--socket-group" },
   ];
   if (config.sandboxer !== undefined) needs.push(...sandboxerNeeds(config));
-  if (config.shimWait === "on") {
-    // Task bundles name each shim's socket, created as pods start: sockets in a directory.
-    needs.push({
-      kind: "read",
-      path: join(config.containerdState, TASK_BUNDLES_DIR),
-      why: "--containerd-state",
-    });
-    for (const dir of new Set([SHIM_SOCKET_DIR, join(config.containerdState, "s")])) {
-      needs.push({ kind: "sockets-in", path: dir, why: "--shim-wait" });
-    }
-  }
+  if (config.shimWait === "on") needs.push(...shimWaitNeeds(config.containerdState));
   const metrics = config.metricsAddress;
   if (metrics && "path" in metrics) {
     needs.push({ kind: "listen", path: metrics.path, why: "--metrics-address" });
@@ -108,6 +98,21 @@ export function serveNeeds(
     });
   }
   return needs;
+}
+
+/**
+ * Shim wait with containerd state `containerdState`: its task bundles name each shim's
+ * socket, created as pods start, so the sockets' directories are granted.
+ */
+export function shimWaitNeeds(containerdState: string): Need[] {
+  return [
+    { kind: "read", path: join(containerdState, TASK_BUNDLES_DIR), why: "--containerd-state" },
+    ...[...new Set([SHIM_SOCKET_DIR, join(containerdState, "s")])].map((path): Need => ({
+      kind: "sockets-in",
+      path,
+      why: "--shim-wait",
+    })),
+  ];
 }
 
 /**

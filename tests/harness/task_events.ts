@@ -8,7 +8,6 @@
 import { GrpcContainerdClient } from "../../src/containerd/grpc_client.ts";
 import type { ContainerdEvent } from "../../src/containerd/types.ts";
 import { quoteFilterValue } from "../../src/containerd/filters.ts";
-import { instantToMillis } from "../../src/time.ts";
 
 const SYNC_TOPIC = "/psd-test/sync";
 const SYNC_TYPE_URL = "psd-test.Sync";
@@ -25,7 +24,6 @@ export class TaskEvents {
   readonly #exits = new Map<string, TaskExitEvent>();
   readonly #deletes = new Map<string, TaskDeleteEvent>();
   /** Wall-clock ms (sub-ms resolution) at which each exit and delete was received. */
-  readonly #exitAt = new Map<string, number>();
   readonly #deleteAt = new Map<string, number>();
   readonly #listeners = new Set<() => void>();
   readonly #syncs = new Set<string>();
@@ -75,7 +73,6 @@ export class TaskEvents {
         if (e.kind === "task-exit" && e.processId === e.containerId) {
           if (!this.#exits.has(e.containerId)) {
             this.#exits.set(e.containerId, e);
-            this.#exitAt.set(e.containerId, at);
             this.#onArrival?.({ kind: "exit", id: e.containerId, at, exitedAt: e.exitedAt });
           }
         } else if (e.kind === "task-delete") {
@@ -188,30 +185,9 @@ export class TaskEvents {
     }
   }
 
-  /** Sandbox id → when its TaskExit arrived and containerd's exit time (both ms). */
-  get exitArrivals(): Map<string, { at: number; exitedAt: number }> {
-    return arrivals(this.#exits, this.#exitAt);
-  }
-
-  /** Sandbox id → when its TaskDelete arrived and the exit time it carried (both ms). */
-  get deleteArrivals(): Map<string, { at: number; exitedAt: number }> {
-    return arrivals(this.#deletes, this.#deleteAt);
-  }
-
   async close(): Promise<void> {
     this.#abort.abort();
     await this.#done;
     this.#client.close();
   }
-}
-
-function arrivals(
-  events: Map<string, TaskExitEvent | TaskDeleteEvent>,
-  at: Map<string, number>,
-): Map<string, { at: number; exitedAt: number }> {
-  const out = new Map<string, { at: number; exitedAt: number }>();
-  for (const [id, e] of events) {
-    if (e.exitedAt) out.set(id, { at: at.get(id)!, exitedAt: instantToMillis(e.exitedAt) });
-  }
-  return out;
 }

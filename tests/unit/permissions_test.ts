@@ -11,6 +11,7 @@ import { CONTAINERD_SOCKET_CANDIDATES } from "../../src/config/detect.ts";
 import { CLIENT_COMMANDS, CONFIG_COMMANDS, planLaunch } from "../../src/launch/plan.ts";
 import {
   bakedNeeds,
+  bakedSandboxerNeeds,
   compileArgs,
   compilePermissionSet,
   grantNeeds,
@@ -296,10 +297,12 @@ Deno.test("from source, the pre-check points at the launcher and lists the deno 
 });
 
 Deno.test("every access of every need maps to a descriptor Deno can query", () => {
-  for (const need of bakedNeeds()) {
+  // run and sys descriptors come from the sandboxer's needs.
+  for (const need of [...bakedNeeds(), ...bakedSandboxerNeeds()]) {
     for (const access of accessesOf(need)) {
       const d = descriptorOf(access);
-      assertEquals(Deno.permissions.querySync(d).state !== undefined, true);
+      const { state } = Deno.permissions.querySync(d);
+      assert(["granted", "prompt", "denied"].includes(state), `${JSON.stringify(d)}: ${state}`);
     }
   }
 });
