@@ -74,3 +74,8 @@ export function instantToMillis(text: string): number {
   const { seconds, nanos } = parseInstant(text);
   return seconds * 1000 + nanos / 1e6;
 }
+
+/** Wall-clock milliseconds with sub-millisecond resolution, comparable across processes. */
+export function wallNow(): number {
+  return performance.timeOrigin + performance.now();
+}

@@ -406,10 +406,8 @@ Deno.test("a client that makes 120 calls at once on a fresh connection and hangs
   try {
     for (let round = 0; round < 3; round++) {
       const client = agent.client();
-      const answers = await Promise.all(
-        Array.from({ length: 120 }, () => client.platform().then(() => "answered")),
-      );
-      assertEquals(answers.filter((a) => a === "answered").length, 120);
+      // Every call answered: one refused or failed rejects.
+      await Promise.all(Array.from({ length: 120 }, () => client.platform()));
       client.close();
       await new Promise((r) => setTimeout(r, 300));
       assert(alive(agent.pid), `the agent survived hang-up ${round + 1}`);

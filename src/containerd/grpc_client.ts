@@ -21,7 +21,7 @@ import type { Descriptor as ProtoDescriptor } from "../gen/containerd/types/desc
 import type { Mount as ProtoMount } from "../gen/containerd/types/mount.ts";
 import type { Process } from "../gen/containerd/types/task.ts";
 import { grpcTarget, serverStreamCall, unaryCall } from "../grpc/call.ts";
-import { formatTimestamp } from "../time.ts";
+import { formatTimestamp, wallNow } from "../time.ts";
 import { logger } from "../log.ts";
 import { decodeEnvelope } from "./events.ts";
 import { type SandboxStoreCalls, SandboxStoreProbe } from "./sandbox_store.ts";
@@ -61,11 +61,6 @@ export interface GrpcContainerdClientOptions {
    * tracing; without it, no timestamps are taken).
    */
   onEvent?: (event: ContainerdEvent, receivedAt: number, decodedAt: number) => void;
-}
-
-/** Wall-clock milliseconds, comparable across processes (for onEvent). */
-function wallNow(): number {
-  return performance.timeOrigin + performance.now();
 }
 
 /**

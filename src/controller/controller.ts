@@ -423,11 +423,6 @@ export class Controller {
 
   // ---- the sandboxes this agent owns (sandbox controller) ----------------------------
 
-  /** The sandboxer name this agent serves as containerd's sandbox controller, if any. */
-  get sandboxer(): string | undefined {
-    return this.#owned?.sandboxer;
-  }
-
   /** Create: keeps the request durably (see OwnedSandboxes.create). */
   createSandbox(sandboxer: string, request: CreateRequest): Promise<OwnedSandbox> {
     return this.#ownedFor(sandboxer, "Create").create(request);
@@ -482,14 +477,17 @@ export class Controller {
    */
   async run(signal: AbortSignal): Promise<void> {
     const running = AbortSignal.any([signal, this.#stopSessions.signal]);
-    try {
-      await this.#owned?.restore(this.namespace);
-      await this.#tracker.restorePending();
-    } catch (err) {
-      log.error("could not read pending exits or owned sandboxes from the store: {error}", {
+    // Each on its own: owned sandboxes that cannot be read do not stop pending exits.
+    await this.#owned?.restore(this.namespace).catch((err) =>
+      log.error("could not read the owned sandboxes from the store: {error}", {
         error: errorText(err),
-      });
-    }
+      })
+    );
+    await this.#tracker.restorePending().catch((err) =>
+      log.error("could not read pending exits from the store: {error}", {
+        error: errorText(err),
+      })
+    );
     if (this.#shims) this.#watchShims(running);
     if (this.#retentionMs > 0) this.#expirePeriodically(running);
     const backoff = new Backoff(this.#reconnectBackoff);
@@ -561,10 +559,9 @@ export class Controller {
    * agent was away.
    */
   async #watchShims(signal: AbortSignal): Promise<void> {
-    const shims = this.#shims!;
     try {
-      const known = await this.#tracker.watchLive(shims);
-      log.debug("waiting on the shims of {count} running sandboxes", { count: known });
+      const { watched, known } = await this.#tracker.watchLive();
+      log.debug("waiting on the shims of {count} running sandboxes", { count: watched });
       const first = await Promise.race([
         this.firstOutcome(),
         new Promise<null>((resolve) =>
@@ -573,10 +570,9 @@ export class Controller {
       ]);
       if (first?.state !== "disconnected") return;
       const ids = await this.#shimLocator!.list(this.namespace);
-      const watched = await this.#tracker.watchLive(shims, ids);
       log.info(
         "containerd is not reachable: waiting on {count} shims found in its state directory",
-        { count: watched },
+        { count: this.#tracker.watchUnknown(ids, known) },
       );
     } catch (err) {
       log.warn("could not start waiting on the shims of running sandboxes: {error}", {

@@ -82,9 +82,9 @@ export class OwnedSandboxes {
 
   /** Tells the tracker which sandboxes are owned (after an agent restart). */
   async restore(namespace: string): Promise<number> {
-    const owned = await this.#options.store.owned.list({ namespace });
-    for (const o of owned) this.#options.tracker.own(o.id);
-    return owned.length;
+    const ids = await this.#options.store.owned.ids(namespace);
+    for (const id of ids) this.#options.tracker.own(id);
+    return ids.length;
   }
 
   /** The stored Create of a sandbox, or null. */
@@ -206,6 +206,8 @@ export class OwnedSandboxes {
       if (!owned) return;
       await this.#options.runtime.shutdown(owned, options);
       await this.#options.store.owned.delete(key);
+      // A later sandbox with this id is not ours unless it is created through us again.
+      this.#options.tracker.disown(key.id);
       const record = await this.#options.store.get(key);
       if (!record?.exit) {
         this.#options.releaseWaiters(

@@ -14,7 +14,7 @@
  *
  * @module
  */
-import { NotFoundError, StatusError } from "../errors.ts";
+import { NotFoundError } from "../errors.ts";
 import { logger } from "../log.ts";
 import type { ShimClient, ShimDialer, ShimExit, ShimLocator } from "../shim/mod.ts";
 import { errorText } from "./tracker.ts";
@@ -41,14 +41,16 @@ export interface ShimWatchOptions {
   startAfter?: Promise<unknown>;
 }
 
+/** A shim connection and how many watches use it. */
 interface Connection {
+  socket: string;
   client: Promise<ShimClient>;
+  users: number;
 }
 
-/** One sandbox's watch; `socket` once located; released at most once. */
+/** One sandbox's watch; `connection` once its shim is located. */
 interface Watch {
-  socket?: string;
-  released: boolean;
+  connection?: Connection;
 }
 
 export class ShimWatcher {
@@ -77,14 +79,10 @@ export class ShimWatcher {
     return this.#connections.size;
   }
 
-  isWatched(id: string): boolean {
-    return this.#watches.has(id);
-  }
-
   /** Starts waiting on the sandbox's shim, unless a watch of it is on already. */
   watch(id: string): void {
     if (this.#closing.signal.aborted || this.#watches.has(id) || this.#lost.has(id)) return;
-    const watch: Watch = { released: false };
+    const watch: Watch = {};
     this.#watches.set(id, watch);
     this.#run(id, watch).catch((err) => {
       log.error("waiting on the shim of {namespace}/{id} failed: {error}", {
@@ -123,8 +121,8 @@ export class ShimWatcher {
       if (!current()) return; // unwatched meanwhile
       const endpoint = await locator.locate(namespace, id);
       if (!current()) return;
-      watch.socket = endpoint.socket;
-      const client = await this.#connect(endpoint.socket, () => this.#options.dial(endpoint));
+      watch.connection = this.#connect(endpoint.socket, () => this.#options.dial(endpoint));
+      const client = await watch.connection.client;
       this.#endSlot();
       started = false;
       if (!current()) return;
@@ -145,7 +143,6 @@ export class ShimWatcher {
       this.#options.onLost?.(id, lostReason(err));
     } finally {
       if (started) this.#endSlot();
-      if (current()) this.#end(id, watch);
     }
   }
 
@@ -174,40 +171,35 @@ export class ShimWatcher {
     } else this.#starting--;
   }
 
-  /** Ends a watch once: forgets it and closes its connection if no other watch uses it. */
+  /** Ends a current watch: forgets it and closes its connection if no other watch uses it. */
   #end(id: string, watch: Watch): void {
-    if (this.#watches.get(id) === watch) this.#watches.delete(id);
-    if (watch.released) return;
-    watch.released = true;
-    const socket = watch.socket;
-    if (socket === undefined) return;
-    for (const other of this.#watches.values()) if (other.socket === socket) return;
-    const conn = this.#connections.get(socket);
-    if (!conn) return;
-    this.#connections.delete(socket);
+    if (this.#watches.get(id) !== watch) return;
+    this.#watches.delete(id);
+    const conn = watch.connection;
+    if (!conn || --conn.users > 0) return;
+    if (this.#connections.get(conn.socket) === conn) this.#connections.delete(conn.socket);
     conn.client.then((c) => c.close(), () => {});
   }
 
-  /** The connection to `socket`, dialled once and shared; dropped when it ends. */
-  #connect(socket: string, dial: () => Promise<ShimClient>): Promise<ShimClient> {
+  /** The connection to `socket`, dialled once and shared (one more user); dropped when it ends. */
+  #connect(socket: string, dial: () => Promise<ShimClient>): Connection {
     let conn = this.#connections.get(socket);
     if (!conn) {
-      const client = dial();
-      const created: Connection = { client };
+      const created: Connection = { socket, client: dial(), users: 0 };
       conn = created;
       this.#connections.set(socket, created);
       const drop = () => {
         if (this.#connections.get(socket) === created) this.#connections.delete(socket);
       };
-      client.then((c) => c.closed.then(drop), drop);
+      created.client.then((c) => c.closed.then(drop), drop);
     }
-    return conn.client;
+    conn.users++;
+    return conn;
   }
 }
 
 /** Why a watch ended without an answer, for the log. */
 function lostReason(err: unknown): string {
   if (err instanceof NotFoundError) return `no shim for it (${err.message})`;
-  if (err instanceof StatusError) return err.message;
   return errorText(err);
 }

@@ -72,7 +72,6 @@ export type SkipReason = "unknown-type" | "malformed" | "bad-id";
 export interface ShimWatches {
   watch(id: string): void;
   unwatch(id: string): void;
-  isWatched(id: string): boolean;
 }
 
 export interface TrackerOptions {
@@ -389,22 +388,30 @@ export class SandboxTracker {
 
   /**
    * Waits on the shims of the sandboxes the store has as running — also while containerd
-   * is down — and, with `unknown`, on every other task's shim found in containerd's
-   * state directory (whether those are sandboxes is settled once containerd answers).
+   * is down; how many, and the ids the store knows (for watchUnknown).
    */
-  async watchLive(shims: ShimWatches, unknownIds: string[] = []): Promise<number> {
+  async watchLive(): Promise<{ watched: number; known: Set<string> }> {
+    const shims = this.#options.shims;
     const records = await this.#store.list({ namespace: this.namespace });
     let watched = 0;
     for (const r of records) {
-      if (r.state === "SANDBOX_READY" && !r.exit) {
+      if (shims && r.state === "SANDBOX_READY" && !r.exit) {
         shims.watch(r.id);
         watched++;
       }
     }
-    const known = new Set(records.map((r) => r.id));
-    for (const id of unknownIds) {
+    return { watched, known: new Set(records.map((r) => r.id)) };
+  }
+
+  /**
+   * Waits on the shims of `ids` (found in containerd's state directory) the store does not
+   * know; whether those are sandboxes is settled once containerd answers. How many.
+   */
+  watchUnknown(ids: string[], known: Set<string>): number {
+    let watched = 0;
+    for (const id of ids) {
       if (!known.has(id)) {
-        shims.watch(id);
+        this.#options.shims?.watch(id);
         watched++;
       }
     }

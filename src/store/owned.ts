@@ -40,7 +40,8 @@ export interface OwnedSandboxStore {
    */
   create(sandbox: OwnedSandbox): Promise<OwnedSandbox>;
   get(key: SandboxKey): Promise<OwnedSandbox | null>;
-  list(filter?: { namespace?: string }): Promise<OwnedSandbox[]>;
+  /** The ids of the sandboxes kept for `namespace`. */
+  ids(namespace: string): Promise<string[]>;
   /** Forgets the sandbox (Shutdown); no-op when unknown. */
   delete(key: SandboxKey): Promise<void>;
 }
@@ -118,14 +119,11 @@ export class KvOwnedSandboxes implements OwnedSandboxStore {
     return await this.#read(key, head.value);
   }
 
-  async list(filter: { namespace?: string } = {}): Promise<OwnedSandbox[]> {
-    const prefix = filter.namespace === undefined ? ["owned"] : ["owned", filter.namespace];
-    const out: OwnedSandbox[] = [];
-    for await (const entry of this.kv.list<Head | Uint8Array>({ prefix })) {
-      // Heads are ["owned", ns, id]; chunks have a fourth element.
-      if (entry.key.length !== 3) continue;
-      const [, namespace, id] = entry.key as [string, string, string];
-      out.push(await this.#read({ namespace, id }, entry.value as Head));
+  async ids(namespace: string): Promise<string[]> {
+    const out: string[] = [];
+    // Heads are ["owned", ns, id]; chunks have a fourth element. The ids are enough.
+    for await (const entry of this.kv.list({ prefix: ["owned", namespace] })) {
+      if (entry.key.length === 3) out.push(entry.key[2] as string);
     }
     return out;
   }

@@ -18,6 +18,7 @@
  */
 import type { ContainerdEvent } from "../containerd/types.ts";
 import { logger } from "../log.ts";
+import { wallNow } from "../time.ts";
 
 /** The environment variable that turns tracing on ("1"). */
 export const EXIT_TRACE_ENV = "PODSANDBOXD_EXIT_TRACE";
@@ -72,11 +73,6 @@ interface Entry {
   lastGroup?: { startedAt: number; endedAt: number; size: number };
   group?: { startedAt: number; endedAt: number; size: number };
   answers: number;
-}
-
-/** Wall-clock milliseconds with sub-millisecond resolution. */
-export function wallNow(): number {
-  return performance.timeOrigin + performance.now();
 }
 
 const log = logger("trace");

@@ -145,8 +145,14 @@ export class AgentProcess {
   static async start(options: AgentOptions): Promise<AgentProcess> {
     const agent = new AgentProcess(options);
     if (!options.noWait) {
-      await agent.waitForLog((l) => l.message?.startsWith("serving on") ?? false, 20_000);
-      agent.#pid = await cliPid(agent.#process.pid);
+      try {
+        await agent.waitForLog((l) => l.message?.startsWith("serving on") ?? false, 20_000);
+        agent.#pid = await cliPid(agent.#process.pid);
+      } catch (err) {
+        // The caller gets no agent to stop: SIGTERM goes down the task and the launcher.
+        await agent.stop().catch(() => {});
+        throw err;
+      }
     }
     return agent;
   }

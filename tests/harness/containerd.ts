@@ -60,7 +60,13 @@ export class PrivateContainerd {
   /** Creates the directory and config and starts containerd; resolves once it answers. */
   static async start(options: ContainerdOptions = {}): Promise<PrivateContainerd> {
     const c = await PrivateContainerd.prepare(options);
-    await c.boot();
+    try {
+      await c.boot();
+    } catch (err) {
+      // The caller gets no object to stop: what boot() started and made goes here.
+      await c.stop().catch(() => {});
+      throw err;
+    }
     return c;
   }
 
@@ -86,11 +92,6 @@ export class PrivateContainerd {
   /** The containerd version this instance runs. */
   get version(): ContainerdVersion {
     return this.#bin.version;
-  }
-
-  /** Its binaries (containerd, ctr, shim) and the PATH its containerd runs with. */
-  get binaries(): ContainerdBinaries {
-    return this.#bin;
   }
 
   /** PID of the running containerd. */

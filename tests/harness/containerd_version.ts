@@ -57,11 +57,6 @@ export function criPodSandboxer(version: ContainerdVersion): string | undefined 
   return version === "2.1" ? "podsandbox" : undefined;
 }
 
-/** Whether containerd serves the sandbox API (Store, Controller) at all. */
-export function hasSandboxApi(version: ContainerdVersion): boolean {
-  return version !== "1.6";
-}
-
 /** The binaries of one containerd version: absolute paths, and the PATH its containerd runs with. */
 export interface ContainerdBinaries {
   version: ContainerdVersion;

@@ -19,8 +19,6 @@ export class FakeShims implements ShimLocator {
   readonly #fake: FakeContainerd;
   readonly #dead = new Set<string>();
   readonly #clients = new Set<FakeShimClient>();
-  /** Sockets dialled so far, in order. */
-  readonly dials: string[] = [];
 
   constructor(fake: FakeContainerd) {
     this.#fake = fake;
@@ -56,7 +54,6 @@ export class FakeShims implements ShimLocator {
     if (this.#dead.has(endpoint.id)) {
       return Promise.reject(new UnavailableError(`fake shim ${endpoint.socket}: refused`));
     }
-    this.dials.push(endpoint.socket);
     const client = new FakeShimClient(endpoint, this.#fake, () => this.#clients.delete(client));
     this.#clients.add(client);
     return Promise.resolve(client);

@@ -67,8 +67,6 @@ export class TestTtrpcServer {
   readonly #handlers: Map<string, Handler>;
   readonly #serving: Promise<void>;
   readonly #tasks = new Set<Promise<void>>();
-  /** Called for every accepted connection (e.g. to write garbage at once). */
-  onConnection?: (conn: ServerConnection) => void;
 
   private constructor(path: string, handlers: Record<string, Handler>) {
     this.path = path;
@@ -99,7 +97,6 @@ export class TestTtrpcServer {
       for await (const conn of this.#listener) {
         const sc = new ServerConnection(conn);
         this.connections.add(sc);
-        this.onConnection?.(sc);
         this.#track(this.#serve(conn, sc));
       }
     } catch {

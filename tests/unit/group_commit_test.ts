@@ -33,16 +33,22 @@ Deno.test("writes made in one turn share one commit; writes during a commit shar
   try {
     const groups: string[][] = [];
     const group = new GroupCommitter(kv, { onGroup: (subjects) => groups.push(subjects) });
-    const write = (i: number) =>
+    let second: Promise<string | null>[] = [];
+    const write = (i: number, building?: () => void) =>
       group.commit({
         subject: `s${i}`,
-        build: (op) => op.check({ key: ["k", i], versionstamp: null }).set(["k", i], i),
+        build: (op) => {
+          building?.();
+          return op.check({ key: ["k", i], versionstamp: null }).set(["k", i], i);
+        },
       });
-    // 40 writes in this turn: the store is idle, they go together at its end.
-    const first = Array.from({ length: 40 }, (_, i) => write(i));
-    await new Promise((r) => setTimeout(r, 0));
-    // The commit is in flight now: these wait for it, then share the next one.
-    const second = Array.from({ length: 10 }, (_, i) => write(40 + i));
+    // 40 writes in this turn: the store is idle, they go together at its end. While their
+    // commit is being built (in flight), 10 more are made: they wait, then share the next.
+    const during = () => {
+      if (second.length === 0) second = Array.from({ length: 10 }, (_, i) => write(40 + i));
+    };
+    const first = Array.from({ length: 40 }, (_, i) => write(i, i === 0 ? during : undefined));
+    await Promise.all(first);
     const stamps = await Promise.all([...first, ...second]);
     assertEquals(groups.map((g) => g.length), [40, 10]);
     assert(stamps.every((s) => typeof s === "string"));
