@@ -226,7 +226,7 @@ export class GrpcContainerdClient implements ContainerdClient, SandboxRuntimeCli
   async listContainers(
     namespace: string,
     filters: string[],
-    options?: CallOptions,
+    options?: CallOptions & { sandboxers?: boolean },
   ): Promise<ContainerInfo[]> {
     const out: ContainerInfo[] = [];
     const stream = serverStreamCall(
@@ -238,6 +238,7 @@ export class GrpcContainerdClient implements ContainerdClient, SandboxRuntimeCli
     for await (const message of stream) {
       if (message.container) out.push(containerInfo(message.container));
     }
+    if (options?.sandboxers === false) return out;
     const sandboxers = await this.#store.sandboxers(
       out.map((c) => c.id),
       this.#storeCalls(namespace, options),

@@ -107,11 +107,14 @@ export interface ContainerdClient {
     event: AnyPayload,
     options?: CallOptions,
   ): Promise<void>;
-  /** Containers matching any of `filters` ([] = all). */
+  /**
+   * Containers matching any of `filters` ([] = all), with the sandboxer that owns each
+   * (containerd 1.7+) unless `sandboxers` is false.
+   */
   listContainers(
     namespace: string,
     filters: string[],
-    options?: CallOptions,
+    options?: CallOptions & { sandboxers?: boolean },
   ): Promise<ContainerInfo[]>;
   listTasks(namespace: string, options?: CallOptions): Promise<TaskInfo[]>;
   /** Rejects with NotFoundError when the container has no task. */

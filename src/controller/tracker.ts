@@ -302,7 +302,9 @@ export class SandboxTracker {
     let sandbox = false;
     if (await this.#store.get(this.#key(id))) {
       // Present but not selected: a container of another kind now has this id.
-      const present = await this.#client.listContainers(this.namespace, [idFilter]);
+      const present = await this.#client.listContainers(this.namespace, [idFilter], {
+        sandboxers: false,
+      });
       sandbox = !present.some((c) => c.id === id);
     }
     this.#kinds.set(id, sandbox);
@@ -621,14 +623,14 @@ export class SandboxTracker {
     description?: SandboxDescription,
     received?: number,
   ) {
+    const wkey = waiterKey(key);
     const source = this.#options.trace && tracedSource(exit.source);
     const trace = source ? this.#options.trace : undefined;
-    const traced = trace ? waiterKey(key) : "";
-    trace?.stage(traced, source!, "commit");
+    trace?.stage(wkey, source!, "commit");
     const result = await this.#store.recordExit(key, exit, description);
     if (trace) {
-      if (result.changed) trace.recorded(traced, source!);
-      else trace.stage(traced, source!, "committed");
+      if (result.changed) trace.recorded(wkey, source!);
+      else trace.stage(wkey, source!, "committed");
     }
     if (result.changed) {
       this.#options.observer?.exitRecorded?.(
@@ -651,8 +653,8 @@ export class SandboxTracker {
     }
     if (result.record.exit) this.#options.shims?.unwatch(key.id);
     // Waiters get the record as committed: no re-read for each of them.
-    this.#waiters.notify(waiterKey(key), result.record);
-    trace?.notified(traced);
+    this.#waiters.notify(wkey, result.record);
+    trace?.notified(wkey);
   }
 
   /** The container is gone: record a lost exit if none was seen, keep the record. */

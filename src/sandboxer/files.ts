@@ -11,7 +11,6 @@ import { NamespaceMode, type PodSandboxConfig } from "../gen/cri/runtime/v1/api.
 import type { HostMounts } from "./mounts.ts";
 import { resolvConf } from "./spec.ts";
 
-export { CRI_PLUGIN_DIR };
 /** The sandbox's /dev/shm: 64 MiB, like containerd's. */
 export const SHM_OPTIONS = ["nosuid", "nodev", "noexec", "mode=1777", "size=67108864"];
 

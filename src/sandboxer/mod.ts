@@ -23,7 +23,7 @@ export type {
 export { buildSandboxSpec, cgroupsPath, CRI_ANNOTATIONS } from "./spec.ts";
 export type { ImageConfig, SandboxHost, SandboxSpecInput } from "./spec.ts";
 export type { OciSpec } from "./oci.ts";
-export { CRI_PLUGIN_DIR, criDirs, sandboxPaths } from "./files.ts";
+export { criDirs, sandboxPaths } from "./files.ts";
 export type { CriDirs, NodeFiles, SandboxPaths } from "./files.ts";
 export { chainId, normalizeImageRef, resolveSandboxImage } from "./image.ts";
 export type { SandboxImage } from "./image.ts";

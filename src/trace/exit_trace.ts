@@ -70,7 +70,7 @@ interface Entry {
   key: string;
   stamps: Map<string, number>;
   won?: TracedSource;
-  lastGroup?: { startedAt: number; endedAt: number; size: number };
+  /** The latest commit that held the exit's write; frozen once an exit is recorded. */
   group?: { startedAt: number; endedAt: number; size: number };
   answers: number;
 }
@@ -82,7 +82,6 @@ export class ExitTrace implements ExitTraceHooks {
   readonly #max: number;
   readonly #write: (line: ExitTraceLine) => void;
   readonly #quietMs: number;
-  #dropped = 0;
   /** Wall-clock ms of the latest stamp; the quiet timer, while traces wait to be written. */
   #last = 0;
   #timer?: ReturnType<typeof setTimeout>;
@@ -124,16 +123,14 @@ export class ExitTrace implements ExitTraceHooks {
   recorded(key: string, source: TracedSource, at = wallNow()): void {
     const entry = this.#entry(key);
     this.stage(key, source, "committed", at);
-    if (entry.won) return;
-    entry.won = source;
-    entry.group = entry.lastGroup;
+    if (!entry.won) entry.won = source;
   }
 
   group(keys: readonly string[], startedAt: number, endedAt: number): void {
     for (const key of keys) {
       // Only exits being traced: other writes (records of running sandboxes) start none.
       const entry = this.#entries.get(key);
-      if (entry && !entry.won) entry.lastGroup = { startedAt, endedAt, size: keys.length };
+      if (entry && !entry.won) entry.group = { startedAt, endedAt, size: keys.length };
     }
   }
 
@@ -164,16 +161,16 @@ export class ExitTrace implements ExitTraceHooks {
   flush(): void {
     clearTimeout(this.#timer);
     this.#timer = undefined;
+    let dropped = 0;
     for (const entry of this.#entries.values()) {
       if (entry.won) this.#write(lineOf(entry, entry.won));
-      else this.#dropped++;
+      else dropped++;
     }
     this.#entries.clear();
-    if (this.#dropped > 0) {
+    if (dropped > 0) {
       log.info("exit trace: {count} traces without a recorded exit were dropped", {
-        count: this.#dropped,
+        count: dropped,
       });
-      this.#dropped = 0;
     }
   }
 

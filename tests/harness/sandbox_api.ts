@@ -7,11 +7,7 @@
  * @module
  */
 import * as grpc from "@grpc/grpc-js";
-import {
-  ControllerService,
-  type ControllerStatusResponse,
-  type ControllerWaitResponse,
-} from "../../src/gen/containerd/services/sandbox/v1/sandbox.ts";
+import { ControllerService } from "../../src/gen/containerd/services/sandbox/v1/sandbox.ts";
 import type { Platform } from "../../src/gen/containerd/types/platform.ts";
 import { grpcTarget, unaryCall } from "../../src/grpc/call.ts";
 import { formatTimestamp } from "../../src/time.ts";
@@ -49,7 +45,7 @@ export class SandboxControllerClient {
     };
   }
 
-  async status(id: string): Promise<SandboxStatus & { raw: ControllerStatusResponse }> {
+  async status(id: string): Promise<SandboxStatus> {
     const res = await unaryCall(this.#client, ControllerService.status, {
       sandboxId: id,
       verbose: false,
@@ -60,20 +56,16 @@ export class SandboxControllerClient {
       pid: res.pid,
       createdAt: formatTimestamp(res.createdAt),
       exitedAt: formatTimestamp(res.exitedAt),
-      raw: res,
     };
   }
 
   /** Blocks until the sandbox exits (bounded by `timeoutMs`). */
-  async wait(
-    id: string,
-    timeoutMs = 30_000,
-  ): Promise<SandboxExitAnswer & { raw: ControllerWaitResponse }> {
+  async wait(id: string, timeoutMs = 30_000): Promise<SandboxExitAnswer> {
     const res = await unaryCall(this.#client, ControllerService.wait, {
       sandboxId: id,
       sandboxer: this.options.sandboxer ?? "",
     }, this.#call(`Wait ${id}`, timeoutMs));
-    return { exitStatus: res.exitStatus, exitedAt: formatTimestamp(res.exitedAt), raw: res };
+    return { exitStatus: res.exitStatus, exitedAt: formatTimestamp(res.exitedAt) };
   }
 
   async platform(id: string): Promise<Platform | undefined> {
