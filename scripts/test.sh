@@ -14,10 +14,11 @@ command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
 # Pods with their own network namespace (the sandbox controller's tests) use CNI's bridge.
 [ -x /usr/lib/cni/bridge ] || missing+=(containernetworking-plugins)
 if [ ${#missing[@]} -gt 0 ]; then
-  install="apt-get update && apt-get install -y containerd runc busybox-static systemd containernetworking-plugins"
+  packages="containerd runc busybox-static systemd containernetworking-plugins"
+  install="apt-get update && apt-get install -y $packages"
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "test: installing ${missing[*]} ($install)" >&2
-    DEBIAN_FRONTEND=noninteractive sh -c "apt-get update -qq && apt-get install -y -qq containerd runc busybox-static systemd containernetworking-plugins" >&2
+    DEBIAN_FRONTEND=noninteractive sh -c "apt-get update -qq && apt-get install -y -qq $packages" >&2
   else
     echo "test: missing ${missing[*]}; run as root: $install" >&2
     exit 1

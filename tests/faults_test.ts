@@ -17,36 +17,14 @@ import { assert, assertEquals } from "./harness/assert.ts";
 import { AgentProcess } from "./harness/agent.ts";
 import { PrivateContainerd } from "./harness/containerd.ts";
 import { keepsExitedTasksAcrossRestart } from "./harness/containerd_version.ts";
-import { Containers, importImages, uniqueId } from "./harness/containers.ts";
+import {
+  Containers,
+  importImages,
+  type StartedSandbox as Sandbox,
+  startSandboxes,
+} from "./harness/containers.ts";
 
 const NS = "psd-faults";
-
-/** A sandbox that exits with `code` on SIGTERM. */
-const exitOnTerm = (code: number) => ["sh", "-c", `trap 'exit ${code}' TERM; sleep 100000 & wait`];
-
-interface Sandbox {
-  id: string;
-  code: number;
-  pid: number;
-}
-
-async function startSandboxes(c: Containers, name: string, codes: number[]): Promise<Sandbox[]> {
-  const out: Sandbox[] = [];
-  // A few at a time: ctr run takes ~80 ms each.
-  for (let i = 0; i < codes.length; i += 5) {
-    out.push(
-      ...await Promise.all(
-        codes.slice(i, i + 5).map(async (code) => {
-          const id = uniqueId(`${name}${code}`);
-          await c.run(id, exitOnTerm(code));
-          await c.termHandlerInstalled(id);
-          return { id, code, pid: (await c.task(id)).pid };
-        }),
-      ),
-    );
-  }
-  return out;
-}
 
 /** SIGTERM straight to the sandbox processes (containerd need not be up). */
 function terminate(sandboxes: Sandbox[]): void {

@@ -10,7 +10,7 @@ import { instantToMillis, toTimestamp } from "../src/time.ts";
 import { assert, assertEquals, assertMatch } from "./harness/assert.ts";
 import { AgentProcess } from "./harness/agent.ts";
 import { PrivateContainerd } from "./harness/containerd.ts";
-import { Containers, importImages, uniqueId } from "./harness/containers.ts";
+import { Containers, importImages, startSandboxes, uniqueId } from "./harness/containers.ts";
 import { CRI_NAMESPACE, CriNode } from "./harness/cri.ts";
 import { eventually } from "./harness/process.ts";
 
@@ -108,25 +108,7 @@ async function plainWorld() {
     /** 10 sandboxes exiting 0..8 on SIGTERM, and one SIGKILLed (137). */
     async victims(name: string): Promise<Victim[]> {
       const codes = [0, 1, 2, 3, 4, 5, 6, 7, 8, 137];
-      const out: Victim[] = [];
-      for (let i = 0; i < codes.length; i += 5) {
-        out.push(
-          ...await Promise.all(
-            codes.slice(i, i + 5).map(async (code) => {
-              const id = uniqueId(`${name}${code}`);
-              await c.run(
-                id,
-                code === 137
-                  ? ["sleep", "100000"]
-                  : ["sh", "-c", `trap 'exit ${code}' TERM; sleep 100000 & wait`],
-              );
-              if (code !== 137) await c.termHandlerInstalled(id);
-              return { id, code, pid: (await c.task(id)).pid };
-            }),
-          ),
-        );
-      }
-      return out;
+      return await startSandboxes(c, name, codes, (code) => code === 137);
     },
     async [Symbol.asyncDispose]() {
       for (const a of agents) await a.stop();

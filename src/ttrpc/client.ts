@@ -56,8 +56,6 @@ export interface TtrpcCallOptions {
 export interface TtrpcClientOptions {
   /** Names the peer in error messages (the socket path). */
   peer: string;
-  /** The message size limit, both ways; ttrpc's 4 MiB unless a test lowers it. */
-  maxMessageLength?: number;
 }
 
 interface Pending {
@@ -76,7 +74,6 @@ export class TtrpcClient implements AsyncDisposable {
    * when the peer went away or broke the protocol, CancelledError after close(). */
   readonly closed: Promise<StatusError>;
   readonly #conn: TtrpcConnection;
-  readonly #maxMessage: number;
   readonly #pending = new Map<number, Pending>();
   #nextStreamId = 1;
   #writeChain: Promise<void> = Promise.resolve();
@@ -89,7 +86,6 @@ export class TtrpcClient implements AsyncDisposable {
   constructor(conn: TtrpcConnection, options: TtrpcClientOptions) {
     this.#conn = conn;
     this.peer = options.peer;
-    this.#maxMessage = options.maxMessageLength ?? MAX_MESSAGE_LENGTH;
     this.closed = new Promise((resolve) => this.#markClosed = resolve);
     this.#reading = this.#readLoop();
   }
@@ -101,7 +97,7 @@ export class TtrpcClient implements AsyncDisposable {
    */
   static async connect(
     path: string,
-    options: { signal?: AbortSignal; maxMessageLength?: number } = {},
+    options: { signal?: AbortSignal } = {},
   ): Promise<TtrpcClient> {
     const what = `connect to ttrpc socket ${path}`;
     if (options.signal?.aborted) throw abortError(options.signal, what);
@@ -123,7 +119,7 @@ export class TtrpcClient implements AsyncDisposable {
       conn.close();
       throw abortError(options.signal, what);
     }
-    return new TtrpcClient(conn, { peer: path, maxMessageLength: options.maxMessageLength });
+    return new TtrpcClient(conn, { peer: path });
   }
 
   /** Calls currently waiting for their response. */
@@ -152,10 +148,10 @@ export class TtrpcClient implements AsyncDisposable {
       timeoutNano: timeoutMs === undefined ? 0 : Math.round(timeoutMs * 1e6),
       metadata: Object.entries(options.metadata ?? {}).map(([key, value]) => ({ key, value })),
     }).finish();
-    if (request.length > this.#maxMessage) {
+    if (request.length > MAX_MESSAGE_LENGTH) {
       return Promise.reject(
         new ResourceExhaustedError(
-          `${what}: request of ${request.length} bytes is above ttrpc's limit of ${this.#maxMessage}`,
+          `${what}: request of ${request.length} bytes is above ttrpc's limit of ${MAX_MESSAGE_LENGTH}`,
         ),
       );
     }
@@ -247,7 +243,7 @@ export class TtrpcClient implements AsyncDisposable {
   }
 
   async #readLoop(): Promise<void> {
-    const decoder = new FrameDecoder({ maxPayload: this.#maxMessage });
+    const decoder = new FrameDecoder({ maxPayload: MAX_MESSAGE_LENGTH });
     const buf = new Uint8Array(READ_BUFFER);
     try {
       for (;;) {

@@ -122,3 +122,45 @@ export class Containers {
     this.client.close();
   }
 }
+
+/** A sandbox command that exits with `code` on SIGTERM. */
+export function exitOnTerm(code: number): string[] {
+  return ["sh", "-c", `trap 'exit ${code}' TERM; sleep 100000 & wait`];
+}
+
+/** A sandbox started by startSandboxes: it exits `code` on SIGTERM (unless bare). */
+export interface StartedSandbox {
+  id: string;
+  code: number;
+  pid: number;
+}
+
+/**
+ * Starts one sandbox per code, five at a time (ctr run takes ~80 ms each), each exiting
+ * with its code on SIGTERM once its handler is in place; codes `bare` picks run a plain
+ * sleep instead (for SIGKILL: 137).
+ */
+export async function startSandboxes(
+  c: Containers,
+  name: string,
+  codes: number[],
+  bare: (code: number) => boolean = () => false,
+): Promise<StartedSandbox[]> {
+  const out: StartedSandbox[] = [];
+  for (let i = 0; i < codes.length; i += 5) {
+    out.push(
+      ...await Promise.all(
+        codes.slice(i, i + 5).map(async (code) => {
+          const id = uniqueId(`${name}${code}`);
+          if (bare(code)) await c.run(id, ["sleep", "100000"]);
+          else {
+            await c.run(id, exitOnTerm(code));
+            await c.termHandlerInstalled(id);
+          }
+          return { id, code, pid: (await c.task(id)).pid };
+        }),
+      ),
+    );
+  }
+  return out;
+}
