@@ -87,8 +87,12 @@ fetch() {
     -o "APT::Sandbox::User=root"
     -o "Acquire::Retries=0"
   )
-  # The lists are refreshed only when the wanted version is not in them yet.
-  if ! apt-cache "${opts[@]}" madison containerd 2>/dev/null | grep -qF "| $debver |"; then
+  # The lists are refreshed only when the wanted version is not in them yet. madison's
+  # output is read whole before grep looks: `apt-cache | grep -q` under pipefail fails
+  # whenever grep exits before apt-cache has written everything (SIGPIPE).
+  local versions
+  versions=$(apt-cache "${opts[@]}" madison containerd 2>/dev/null || true)
+  if ! grep -qF "| $debver |" <<<"$versions"; then
     echo "containerd-versions: reading Debian $suite's package lists (private apt configuration in $apt)" >&2
     # --error-on=any: an unreachable mirror is otherwise only a warning.
     if ! apt-get "${opts[@]}" -qq --error-on=any update >"$apt/update.log" 2>&1; then
@@ -97,8 +101,9 @@ fetch() {
   apt-get ${opts[*]} --error-on=any update
 fix the network (or set PODSANDBOXD_DEBIAN_MIRROR=URI) and run again: scripts/containerd-versions.sh $version"
     fi
-    apt-cache "${opts[@]}" madison containerd | grep -qF "| $debver |" ||
-      die "Debian $suite no longer has containerd $debver; it has: $(apt-cache "${opts[@]}" madison containerd | awk -F'|' '{print $2}' | tr -d ' ' | paste -sd' ')"
+    versions=$(apt-cache "${opts[@]}" madison containerd)
+    grep -qF "| $debver |" <<<"$versions" ||
+      die "Debian $suite no longer has containerd $debver; it has: $(awk -F'|' '{print $2}' <<<"$versions" | tr -d ' ' | paste -sd' ')"
   fi
   echo "containerd-versions: downloading containerd $debver (Debian $suite)" >&2
   local work
