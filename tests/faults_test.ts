@@ -12,11 +12,12 @@
  * never invent a number.
  */
 import { AgentClient } from "../src/cli/client.ts";
-import { ExitSource } from "../src/gen/podsandboxd/v1/podsandboxd.ts";
+import { ExitSource, SandboxState } from "../src/gen/podsandboxd/v1/podsandboxd.ts";
 import { assert, assertEquals } from "./harness/assert.ts";
 import { AgentProcess } from "./harness/agent.ts";
 import { PrivateContainerd } from "./harness/containerd.ts";
 import { keepsExitedTasksAcrossRestart } from "./harness/containerd_version.ts";
+import { eventually } from "./harness/process.ts";
 import {
   Containers,
   importImages,
@@ -75,6 +76,28 @@ type Sandboxes = Sandbox[];
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/**
+ * Starts sandboxes and waits until the agent has recorded each READY with its pid. On
+ * 1.7+ a sandbox that starts and exits while the agent is still reconnecting leaves a
+ * container without a task, which is what one whose task is not created yet looks like:
+ * the agent rightly infers no exit for it, so these scenarios begin once it has seen them.
+ */
+async function startSeen(
+  client: AgentClient,
+  c: Containers,
+  name: string,
+  codes: number[],
+): Promise<Sandbox[]> {
+  const sandboxes = await startSandboxes(c, name, codes);
+  for (const s of sandboxes) {
+    await eventually(`the agent to see ${s.id} running`, async () => {
+      const r = await client.get(s.id);
+      return r.state === SandboxState.SANDBOX_READY && r.pid === s.pid;
+    });
+  }
+  return sandboxes;
+}
+
 Deno.test("exits while containerd is down are recorded with their real statuses (1.6) or as unknown (1.7+)", async (t) => {
   const containerd = await PrivateContainerd.start();
   // 1.7 and 2.1 delete, at start-up, the tasks whose init exited while they were down.
@@ -99,7 +122,12 @@ Deno.test("exits while containerd is down are recorded with their real statuses 
       await t.step(
         `containerd SIGKILLed for ${downtimeMs / 1000} s while sandboxes exit`,
         async () => {
-          const sandboxes = await startSandboxes(c, `down${downtimeMs / 1000}s-`, [3, 4, 5, 6]);
+          const sandboxes = await startSeen(client!, c, `down${downtimeMs / 1000}s-`, [
+            3,
+            4,
+            5,
+            6,
+          ]);
           await containerd.kill("SIGKILL");
           terminate(sandboxes);
           await sleep(downtimeMs); // the outage itself is the scenario
@@ -136,7 +164,10 @@ Deno.test("exits while containerd is down are recorded with their real statuses 
       async () => {
         const all: Sandbox[] = [];
         for (let cycle = 0; cycle < 20; cycle++) {
-          const [down, up] = await startSandboxes(c, `cycle${cycle}-`, [10 + cycle, 40 + cycle]);
+          const [down, up] = await startSeen(client!, c, `cycle${cycle}-`, [
+            10 + cycle,
+            40 + cycle,
+          ]);
           terminate([up]); // exits while containerd runs
           await containerd.kill("SIGKILL");
           terminate([down]); // exits while containerd is down
