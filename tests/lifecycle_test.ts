@@ -8,6 +8,7 @@ import { PrivateContainerd } from "./harness/containerd.ts";
 import { Containers, importImages, uniqueId } from "./harness/containers.ts";
 import { eventually } from "./harness/process.ts";
 import { SandboxState } from "../src/gen/podsandboxd/v1/podsandboxd.ts";
+import type { AgentClient } from "../src/cli/client.ts";
 
 const NS = "psd-life";
 
@@ -72,6 +73,49 @@ Deno.test("SIGTERM: waiters get UNAVAILABLE 'shutting down', the agent exits 0 w
     agent = await AgentProcess.start({ containerdSocket: containerd.socket, dir, namespace: NS });
     assertEquals(JSON.parse((await agent.cli("status", done, "--json")).stdout).exitStatus, 2);
   } finally {
+    await agent?.stop();
+    c.close();
+    await containerd.stop();
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
+});
+
+Deno.test("SIGTERM with 1,000 Waits held over 20 connections: every waiter told 'shutting down', the agent exits 0", async () => {
+  const containerd = await PrivateContainerd.start();
+  const dir = await Deno.makeTempDir({ prefix: "psd-l-" });
+  const c = new Containers(containerd, NS);
+  let agent: AgentProcess | undefined;
+  const clients: AgentClient[] = [];
+  try {
+    await importImages(containerd, NS);
+    const running = uniqueId("held");
+    await c.run(running, ["sleep", "100000"]);
+    agent = await AgentProcess.start({ containerdSocket: containerd.socket, dir, namespace: NS });
+    // Connections of 50 calls: under the cap of 64, as a client holding many Waits would.
+    for (let i = 0; i < 20; i++) clients.push(agent.client({ ownConnection: true }));
+    const waits = clients.flatMap((client) =>
+      Array.from({ length: 50 }, () =>
+        client.wait(running, { timeoutMs: 60_000 }).then(
+          () => "answered",
+          (err: Error) => err.message,
+        ))
+    );
+    await eventually(
+      "1,000 waiters in the agent",
+      () =>
+        agent!.logs.filter((l) => l.message === `waiting for sandbox ${NS}/${running}`).length >=
+          1_000,
+      { timeoutMs: 30_000 },
+    );
+    const status = await agent.stop("SIGTERM");
+    // Deno's node:http2 aborts (exit 134, denoland/deno#36788) on some closes of busy
+    // connections: the agent's own shutdown must not be one of them.
+    assertEquals([status.code, status.signal], [0, null], agent.logText().slice(-2_000));
+    const answers = await Promise.all(waits);
+    const shuttingDown = answers.filter((a) => /shutting down/.test(a)).length;
+    assertEquals(shuttingDown, 1_000, `answers: ${JSON.stringify([...new Set(answers)])}`);
+  } finally {
+    for (const client of clients) client.close();
     await agent?.stop();
     c.close();
     await containerd.stop();

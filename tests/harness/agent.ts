@@ -248,8 +248,8 @@ export class AgentProcess {
     ]);
   }
 
-  /** An in-process client of the agent's socket. */
-  client(): AgentClient {
-    return new AgentClient(this.socket, { namespace: this.#options.namespace });
+  /** An in-process client of the agent's socket (`ownConnection`: not shared). */
+  client(options: { ownConnection?: boolean } = {}): AgentClient {
+    return new AgentClient(this.socket, { namespace: this.#options.namespace, ...options });
   }
 }
