@@ -21,6 +21,13 @@ export interface LoadedServeConfig extends ResolvedServeConfig {
   candidates?: readonly string[];
 }
 
+/**
+ * Set by the launcher for the agent it starts: the socket its own detection found ("":
+ * none). The agent uses it instead of looking again, so it connects to the socket it was
+ * granted even when another candidate appeared in between.
+ */
+export const DETECTED_ADDRESS_ENV = "PODSANDBOXD_DETECTED_ADDRESS";
+
 export interface LoadOptions {
   /** Sockets tried when no --address is configured (tests pass their own). */
   candidates?: readonly string[];
@@ -71,7 +78,10 @@ export async function loadServeConfig(
   const loaded: LoadedServeConfig = { ...resolved, file: file?.path, fileLookedFor: wanted.path };
   if (resolved.sources.address === "default") {
     loaded.candidates = options.candidates ?? CONTAINERD_SOCKET_CANDIDATES;
-    const found = await detectContainerdSocket(loaded.candidates);
+    const handed = env(DETECTED_ADDRESS_ENV);
+    const found = handed === undefined
+      ? await detectContainerdSocket(loaded.candidates)
+      : handed || undefined;
     if (found !== undefined) {
       resolved.config.address = found;
       resolved.sources.address = "detected";

@@ -7,8 +7,15 @@
 
 export const FORWARDED_SIGNALS = ["SIGTERM", "SIGINT", "SIGHUP"] as const;
 
-/** Spawns `command args`, forwards signals until it exits; resolves with its exit code. */
-export async function runChild(command: string, args: string[]): Promise<number> {
+/**
+ * Spawns `command args` (the launcher's environment plus `env`), forwards signals until
+ * it exits; resolves with its exit code.
+ */
+export async function runChild(
+  command: string,
+  args: string[],
+  env?: Record<string, string>,
+): Promise<number> {
   let child: Deno.ChildProcess | undefined;
   const pending: Deno.Signal[] = [];
   const forward = (signal: Deno.Signal) => {
@@ -25,6 +32,7 @@ export async function runChild(command: string, args: string[]): Promise<number>
   try {
     child = new Deno.Command(command, {
       args,
+      env,
       stdin: "inherit",
       stdout: "inherit",
       stderr: "inherit",

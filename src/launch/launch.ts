@@ -73,7 +73,7 @@ export async function launch(args: string[]): Promise<number> {
       ...flags,
       MAIN,
       ...cli,
-    ]);
+    ], plan.env);
   } catch (err) {
     if (!(err instanceof RangeError)) throw err;
     console.error(`podsandboxd: ${err.message}`);

@@ -9,7 +9,7 @@
 import { parseArgs } from "node:util";
 import { clientSocketPath, type Env, processEnv } from "../config/defaults.ts";
 import { CONTAINERD_SOCKET_CANDIDATES } from "../config/detect.ts";
-import { configFileFor, loadServeConfig } from "../config/load.ts";
+import { configFileFor, DETECTED_ADDRESS_ENV, loadServeConfig } from "../config/load.ts";
 import { serveParseConfig } from "../config/serve_options.ts";
 import { permissionFlags, permissionSet } from "../permissions/flags.ts";
 import { clientNeeds, configNeeds, type Need, serveNeeds } from "../permissions/needs.ts";
@@ -26,8 +26,11 @@ export const CLIENT_COMMANDS: readonly string[] = [
 /** Commands that resolve the serve configuration. */
 export const CONFIG_COMMANDS: readonly string[] = ["serve", "config"];
 
-/** The child's needs, or: the launcher must first be allowed to read this config file. */
-export type Plan = { needs: Need[] } | { readConfig: string };
+/**
+ * The child's needs (and environment of its own), or: the launcher must first be allowed
+ * to read this config file.
+ */
+export type Plan = { needs: Need[]; env?: Record<string, string> } | { readConfig: string };
 
 type Readable = (path: string) => boolean;
 const readableByProcess: Readable = (path) =>
@@ -38,6 +41,7 @@ export async function planLaunch(
   args: readonly string[],
   env: Env = processEnv,
   readable: Readable = readableByProcess,
+  candidates?: readonly string[],
 ): Promise<Plan> {
   const [command, ...rest] = args;
   if (CONFIG_COMMANDS.includes(command)) {
@@ -60,8 +64,12 @@ export async function planLaunch(
     const file = configFileFor(values, env).path;
     if (!readable(file)) return { readConfig: file };
     try {
-      const loaded = await loadServeConfig(values, env);
-      return { needs: command === "serve" ? serveNeeds(loaded) : configNeeds(loaded) };
+      const loaded = await loadServeConfig(values, env, { candidates });
+      const needs = command === "serve" ? serveNeeds(loaded) : configNeeds(loaded);
+      if (loaded.candidates === undefined) return { needs };
+      // The socket granted is the one detected here: the child must not look again.
+      const found = loaded.sources.address === "detected" ? loaded.config.address : "";
+      return { needs, env: { [DETECTED_ADDRESS_ENV]: found } };
     } catch (err) {
       // The CLI reads the file too before it refuses the configuration with this error.
       if (err instanceof RangeError) return { needs: configNeeds({ fileLookedFor: file }) };

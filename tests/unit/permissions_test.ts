@@ -6,7 +6,11 @@
 import { join } from "node:path";
 import { COMMANDS } from "../../src/cli/main.ts";
 import { missingPermissions, permissionProblem } from "../../src/cli/preflight.ts";
-import { type LoadedServeConfig, loadServeConfig } from "../../src/config/load.ts";
+import {
+  DETECTED_ADDRESS_ENV,
+  type LoadedServeConfig,
+  loadServeConfig,
+} from "../../src/config/load.ts";
 import { CONTAINERD_SOCKET_CANDIDATES } from "../../src/config/detect.ts";
 import { CLIENT_COMMANDS, CONFIG_COMMANDS, planLaunch } from "../../src/launch/plan.ts";
 import {
@@ -392,6 +396,37 @@ Deno.test("detection takes the first existing socket in crictl-like order; files
     "flag",
     undefined,
   ]);
+});
+
+Deno.test("the launcher hands the socket it detected (or none) to the agent, which does not look again", async () => {
+  const rel = CONTAINERD_SOCKET_CANDIDATES.map((c) => c.slice(1).replaceAll("/", "_"));
+  await using root = await socketRoot([rel[1]]);
+  const candidates = rel.map((r) => join(root.path, r));
+  const args = ["serve", "--config", "/dev/null", "--state", "/p/state", "--socket", "/p/a.sock"];
+  const plan = await planLaunch(args, noEnv, () => true, candidates);
+  assert("needs" in plan);
+  assertEquals(plan.env, { [DETECTED_ADDRESS_ENV]: candidates[1] });
+  assert(plan.needs.some((n) => n.kind === "connect" && n.path === candidates[1]));
+  // The agent's view: another candidate appeared since (the first in order); it keeps
+  // the one it was granted.
+  await using later = await socketRoot([rel[0], rel[1]]);
+  const now = rel.map((r) => join(later.path, r));
+  const handed = (value: string) => (name: string) =>
+    name === DETECTED_ADDRESS_ENV ? value : undefined;
+  const agent = await loadServeConfig({ config: "/dev/null" }, handed(candidates[1]), {
+    candidates: now,
+  });
+  assertEquals([agent.config.address, agent.sources.address], [candidates[1], "detected"]);
+  // None found by the launcher: the default, as planned, though one exists now.
+  const none = await loadServeConfig({ config: "/dev/null" }, handed(""), { candidates: now });
+  assertEquals([none.config.address, none.sources.address], [
+    "/run/containerd/containerd.sock",
+    "default",
+  ]);
+  // A configured address: nothing detected, nothing handed.
+  const flagged = await planLaunch([...args, "--address", "/x.sock"], noEnv, () => true, now);
+  assert("needs" in flagged);
+  assertEquals(flagged.env, undefined);
 });
 
 Deno.test("--sandboxer adds what running pods takes: the CRI's directories, node files, mount/umount, hostname", async () => {
