@@ -373,7 +373,7 @@ export class FakeContainerdServer {
     const task = this.tasks.get(id);
     if (!task) return callback(notFound(`task ${id}`));
     this.tasks.delete(id);
-    callback(null, { id, pid: task.pid, exitStatus: task.exitStatus, exitedAt: task.exitedAt });
+    callback(null, { pid: task.pid, exitStatus: task.exitStatus, exitedAt: task.exitedAt });
   };
 
   #killTask: Handler = (

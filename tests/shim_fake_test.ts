@@ -52,12 +52,10 @@ class FakeShim {
         return {
           payload: StateResponse.encode({
             id,
-            bundle: `/run/bundle/${id}`,
             pid: this.pids[id],
             status: Status.RUNNING,
             exitStatus: 0,
             exitedAt: undefined,
-            execId: "",
           }).finish(),
         };
       },

@@ -29,7 +29,6 @@ import {
   type PodSandboxStatusResponse,
   RuntimeServiceService,
   type StatusResponse,
-  type VersionResponse,
 } from "../../src/gen/cri/runtime/v1/api.ts";
 import { GrpcContainerdClient } from "../../src/containerd/grpc_client.ts";
 import { grpcTarget, unaryCall } from "../../src/grpc/call.ts";
@@ -95,15 +94,6 @@ export class CriClient {
 
   #options(what: string) {
     return { what: `CRI ${what}`, timeoutMs: this.#timeoutMs };
-  }
-
-  version(): Promise<VersionResponse> {
-    return unaryCall(
-      this.#client,
-      RuntimeServiceService.version,
-      { version: "v1" },
-      this.#options("Version"),
-    );
   }
 
   /** The runtime's conditions (RuntimeReady, NetworkReady). */

@@ -218,7 +218,6 @@ Deno.test("Create's options decode as a PodSandboxConfig; another type or bad by
     metadata: { name: "web", uid: "u", namespace: "default", attempt: 1 },
     hostname: "web",
     dnsConfig: { servers: ["10.0.0.10"], searches: ["svc"], options: ["ndots:5"] },
-    portMappings: [{ containerPort: 80, hostPort: 8080, hostIp: "0.0.0.0" }],
     linux: {
       cgroupParent: "/kubepods",
       sysctls: { "net.core.somaxconn": "1024" },

@@ -7,7 +7,6 @@
 /* eslint-disable */
 import { BinaryReader, BinaryWriter } from "@bufbuild/protobuf/wire";
 import { Any } from "../../google/protobuf/any.ts";
-import { Timestamp } from "../../google/protobuf/timestamp.ts";
 
 export const protobufPackage = "containerd.types";
 
@@ -21,14 +20,15 @@ export const protobufFileName = "containerd/types/sandbox.proto";
 
 export interface Sandbox {
   sandboxId: string;
-  runtime: Sandbox_Runtime | undefined;
-  spec: Any | undefined;
-  labels: { [key: string]: string };
-  createdAt: Timestamp | undefined;
-  updatedAt:
-    | Timestamp
+  runtime:
+    | Sandbox_Runtime
     | undefined;
-  /** Extra blobs; the CRI puts its pod metadata under "metadata". */
+  /** 3 (spec) is not read. */
+  labels: { [key: string]: string };
+  /**
+   * 5-6 (created_at, updated_at) are not read.
+   * Extra blobs; the CRI puts its pod metadata under "metadata".
+   */
   extensions: { [key: string]: Any };
   /**
    * The sandbox controller that owns the sandbox: "podsandbox" for containerd 2.x's CRI
@@ -55,16 +55,7 @@ export interface Sandbox_ExtensionsEntry {
 }
 
 function createBaseSandbox(): Sandbox {
-  return {
-    sandboxId: "",
-    runtime: undefined,
-    spec: undefined,
-    labels: {},
-    createdAt: undefined,
-    updatedAt: undefined,
-    extensions: {},
-    sandboxer: "",
-  };
+  return { sandboxId: "", runtime: undefined, labels: {}, extensions: {}, sandboxer: "" };
 }
 
 export const Sandbox: MessageFns<Sandbox> = {
@@ -75,18 +66,9 @@ export const Sandbox: MessageFns<Sandbox> = {
     if (message.runtime !== undefined) {
       Sandbox_Runtime.encode(message.runtime, writer.uint32(18).fork()).join();
     }
-    if (message.spec !== undefined) {
-      Any.encode(message.spec, writer.uint32(26).fork()).join();
-    }
     globalThis.Object.entries(message.labels).forEach(([key, value]: [string, string]) => {
       Sandbox_LabelsEntry.encode({ key: key as any, value }, writer.uint32(34).fork()).join();
     });
-    if (message.createdAt !== undefined) {
-      Timestamp.encode(message.createdAt, writer.uint32(42).fork()).join();
-    }
-    if (message.updatedAt !== undefined) {
-      Timestamp.encode(message.updatedAt, writer.uint32(50).fork()).join();
-    }
     globalThis.Object.entries(message.extensions).forEach(([key, value]: [string, Any]) => {
       Sandbox_ExtensionsEntry.encode({ key: key as any, value }, writer.uint32(58).fork()).join();
     });
@@ -125,14 +107,6 @@ export const Sandbox: MessageFns<Sandbox> = {
             message.runtime = Sandbox_Runtime.decode(reader, reader.uint32());
             continue;
           }
-          case 3: {
-            if (tag !== 26) {
-              break;
-            }
-
-            message.spec = Any.decode(reader, reader.uint32());
-            continue;
-          }
           case 4: {
             if (tag !== 34) {
               break;
@@ -142,22 +116,6 @@ export const Sandbox: MessageFns<Sandbox> = {
             if (entry4.value !== undefined) {
               message.labels[entry4.key] = entry4.value;
             }
-            continue;
-          }
-          case 5: {
-            if (tag !== 42) {
-              break;
-            }
-
-            message.createdAt = Timestamp.decode(reader, reader.uint32());
-            continue;
-          }
-          case 6: {
-            if (tag !== 50) {
-              break;
-            }
-
-            message.updatedAt = Timestamp.decode(reader, reader.uint32());
             continue;
           }
           case 7: {
@@ -200,9 +158,6 @@ export const Sandbox: MessageFns<Sandbox> = {
     message.runtime = (object.runtime !== undefined && object.runtime !== null)
       ? Sandbox_Runtime.fromPartial(object.runtime)
       : undefined;
-    message.spec = (object.spec !== undefined && object.spec !== null)
-      ? Any.fromPartial(object.spec)
-      : undefined;
     message.labels = (globalThis.Object.entries(object.labels ?? {}) as [string, string][]).reduce(
       (acc: { [key: string]: string }, [key, value]: [string, string]) => {
         if (value !== undefined) {
@@ -212,12 +167,6 @@ export const Sandbox: MessageFns<Sandbox> = {
       },
       {},
     );
-    message.createdAt = (object.createdAt !== undefined && object.createdAt !== null)
-      ? Timestamp.fromPartial(object.createdAt)
-      : undefined;
-    message.updatedAt = (object.updatedAt !== undefined && object.updatedAt !== null)
-      ? Timestamp.fromPartial(object.updatedAt)
-      : undefined;
     message.extensions = (globalThis.Object.entries(object.extensions ?? {}) as [string, Any][])
       .reduce(
         (acc: { [key: string]: Any }, [key, value]: [string, Any]) => {

@@ -39,13 +39,13 @@ export interface StateRequest {
 
 export interface StateResponse {
   id: string;
-  bundle: string;
+  /** 2 (bundle) is not read. */
   pid: number;
   status: Status;
   /** 5-8 (stdio paths, terminal) are not read. */
   exitStatus: number;
+  /** 11 (exec_id) is not read. */
   exitedAt: Timestamp | undefined;
-  execId: string;
 }
 
 function createBaseWaitRequest(): WaitRequest {
@@ -252,16 +252,13 @@ export const StateRequest: MessageFns<StateRequest> = {
 };
 
 function createBaseStateResponse(): StateResponse {
-  return { id: "", bundle: "", pid: 0, status: 0, exitStatus: 0, exitedAt: undefined, execId: "" };
+  return { id: "", pid: 0, status: 0, exitStatus: 0, exitedAt: undefined };
 }
 
 export const StateResponse: MessageFns<StateResponse> = {
   encode(message: StateResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.id !== "") {
       writer.uint32(10).string(message.id);
-    }
-    if (message.bundle !== "") {
-      writer.uint32(18).string(message.bundle);
     }
     if (message.pid !== 0) {
       writer.uint32(24).uint32(message.pid);
@@ -274,9 +271,6 @@ export const StateResponse: MessageFns<StateResponse> = {
     }
     if (message.exitedAt !== undefined) {
       Timestamp.encode(message.exitedAt, writer.uint32(82).fork()).join();
-    }
-    if (message.execId !== "") {
-      writer.uint32(90).string(message.execId);
     }
     return writer;
   },
@@ -300,14 +294,6 @@ export const StateResponse: MessageFns<StateResponse> = {
             }
 
             message.id = reader.string();
-            continue;
-          }
-          case 2: {
-            if (tag !== 18) {
-              break;
-            }
-
-            message.bundle = reader.string();
             continue;
           }
           case 3: {
@@ -342,14 +328,6 @@ export const StateResponse: MessageFns<StateResponse> = {
             message.exitedAt = Timestamp.decode(reader, reader.uint32());
             continue;
           }
-          case 11: {
-            if (tag !== 90) {
-              break;
-            }
-
-            message.execId = reader.string();
-            continue;
-          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -368,14 +346,12 @@ export const StateResponse: MessageFns<StateResponse> = {
   fromPartial<I extends Exact<DeepPartial<StateResponse>, I>>(object: I): StateResponse {
     const message = createBaseStateResponse();
     message.id = object.id ?? "";
-    message.bundle = object.bundle ?? "";
     message.pid = object.pid ?? 0;
     message.status = object.status ?? 0;
     message.exitStatus = object.exitStatus ?? 0;
     message.exitedAt = (object.exitedAt !== undefined && object.exitedAt !== null)
       ? Timestamp.fromPartial(object.exitedAt)
       : undefined;
-    message.execId = object.execId ?? "";
     return message;
   },
 };

@@ -57,13 +57,6 @@ export enum NamespaceMode {
   UNRECOGNIZED = -1,
 }
 
-export enum Protocol {
-  TCP = 0,
-  UDP = 1,
-  SCTP = 2,
-  UNRECOGNIZED = -1,
-}
-
 export enum PodSandboxState {
   SANDBOX_READY = 0,
   SANDBOX_NOTREADY = 1,
@@ -79,18 +72,13 @@ export interface ImageSpec {
   image: string;
 }
 
-export interface KeyValue {
-  key: string;
-  value: string;
-}
-
 export interface LinuxContainerSecurityContext {
-  privileged: boolean;
+  /** 2 (privileged) is not set. */
   namespaceOptions: NamespaceOption | undefined;
 }
 
 export interface LinuxContainerConfig {
-  resources: LinuxContainerResources | undefined;
+  /** 1 (resources) is not set. */
   securityContext: LinuxContainerSecurityContext | undefined;
 }
 
@@ -98,23 +86,8 @@ export interface ContainerConfig {
   metadata: ContainerMetadata | undefined;
   image: ImageSpec | undefined;
   command: string[];
-  args: string[];
-  envs: KeyValue[];
-  labels: { [key: string]: string };
-  annotations: { [key: string]: string };
-  /** Relative to the pod's log_directory. */
-  logPath: string;
+  /** 4-14 (args, envs, labels, annotations, log_path, …) are not set. */
   linux: LinuxContainerConfig | undefined;
-}
-
-export interface ContainerConfig_LabelsEntry {
-  key: string;
-  value: string;
-}
-
-export interface ContainerConfig_AnnotationsEntry {
-  key: string;
-  value: string;
 }
 
 export interface CreateContainerRequest {
@@ -159,14 +132,12 @@ export interface ContainerStatusRequest {
   verbose: boolean;
 }
 
-/** Left out: the int64 nanosecond timestamps (see the file's header). */
+/**
+ * Only the state is read (the int64 nanosecond timestamps must stay out: see the file's
+ * header).
+ */
 export interface ContainerStatus {
-  id: string;
-  metadata: ContainerMetadata | undefined;
   state: ContainerState;
-  exitCode: number;
-  reason: string;
-  message: string;
 }
 
 export interface ContainerStatusResponse {
@@ -186,9 +157,8 @@ export interface StatusRequest {
 export interface RuntimeCondition {
   /** "RuntimeReady" or "NetworkReady". */
   type: string;
+  /** 3-4 (reason, message) are not read. */
   status: boolean;
-  reason: string;
-  message: string;
 }
 
 export interface RuntimeStatus {
@@ -196,25 +166,8 @@ export interface RuntimeStatus {
 }
 
 export interface StatusResponse {
+  /** 2 (info) is not read. */
   status: RuntimeStatus | undefined;
-  info: { [key: string]: string };
-}
-
-export interface StatusResponse_InfoEntry {
-  key: string;
-  value: string;
-}
-
-export interface VersionRequest {
-  /** The kubelet's runtime API version. */
-  version: string;
-}
-
-export interface VersionResponse {
-  version: string;
-  runtimeName: string;
-  runtimeVersion: string;
-  runtimeApiVersion: string;
 }
 
 export interface NamespaceOption {
@@ -246,9 +199,7 @@ export interface Int64Value {
 }
 
 export interface SELinuxOption {
-  user: string;
-  role: string;
-  type: string;
+  /** 1-3 (user, role, type) are not read. */
   level: string;
 }
 
@@ -268,8 +219,10 @@ export enum SecurityProfile_ProfileType {
 export interface LinuxSandboxSecurityContext {
   namespaceOptions: NamespaceOption | undefined;
   selinuxOptions: SELinuxOption | undefined;
-  runAsUser: Int64Value | undefined;
-  readonlyRootfs: boolean;
+  runAsUser:
+    | Int64Value
+    | undefined;
+  /** 4 (readonly_rootfs) is not read. */
   supplementalGroups: number[];
   privileged: boolean;
   /** Deprecated upstream in favour of `seccomp`; still honoured when that is unset. */
@@ -282,34 +235,18 @@ export interface LinuxContainerResources {
   cpuPeriod: number;
   cpuQuota: number;
   cpuShares: number;
+  /** 5-10 (oom_score_adj, cpusets, hugepage limits, unified, swap) are not read. */
   memoryLimitInBytes: number;
-  oomScoreAdj: number;
-  cpusetCpus: string;
-  cpusetMems: string;
-  hugepageLimits: HugepageLimit[];
-  unified: { [key: string]: string };
-  memorySwapLimitInBytes: number;
-}
-
-export interface LinuxContainerResources_UnifiedEntry {
-  key: string;
-  value: string;
-}
-
-export interface HugepageLimit {
-  pageSize: string;
-  limit: number;
 }
 
 export interface LinuxPodSandboxConfig {
   cgroupParent: string;
   securityContext: LinuxSandboxSecurityContext | undefined;
   sysctls: { [key: string]: string };
-  /** What the pod's runtime costs on top of its containers. */
-  overhead:
-    | LinuxContainerResources
-    | undefined;
-  /** The pod's total resources (containers plus overhead). */
+  /**
+   * 4 (overhead) is not read.
+   * The pod's total resources (containers plus overhead).
+   */
   resources: LinuxContainerResources | undefined;
 }
 
@@ -323,13 +260,6 @@ export interface DNSConfig {
   searches: string[];
   /** resolv.conf options, e.g. "ndots:5". */
   options: string[];
-}
-
-export interface PortMapping {
-  protocol: Protocol;
-  containerPort: number;
-  hostPort: number;
-  hostIp: string;
 }
 
 /** Identifies the pod a sandbox belongs to. */
@@ -349,8 +279,10 @@ export interface PodSandboxConfig {
   /** Host directory for the pod's container logs. */
   logDirectory: string;
   /** Absent: the pod uses the node's resolv.conf. */
-  dnsConfig: DNSConfig | undefined;
-  portMappings: PortMapping[];
+  dnsConfig:
+    | DNSConfig
+    | undefined;
+  /** 5 (port_mappings) is not read. */
   labels: { [key: string]: string };
   annotations: { [key: string]: string };
   linux: LinuxPodSandboxConfig | undefined;
@@ -399,23 +331,9 @@ export interface PodSandboxStatusRequest {
   verbose: boolean;
 }
 
+/** Only the state is read. */
 export interface PodSandboxStatus {
-  id: string;
-  metadata: PodSandboxMetadata | undefined;
   state: PodSandboxState;
-  labels: { [key: string]: string };
-  annotations: { [key: string]: string };
-  runtimeHandler: string;
-}
-
-export interface PodSandboxStatus_LabelsEntry {
-  key: string;
-  value: string;
-}
-
-export interface PodSandboxStatus_AnnotationsEntry {
-  key: string;
-  value: string;
 }
 
 export interface PodSandboxStatusResponse {
@@ -451,23 +369,9 @@ export interface ListPodSandboxRequest {
   filter: PodSandboxFilter | undefined;
 }
 
+/** Only the id is read. */
 export interface PodSandbox {
   id: string;
-  metadata: PodSandboxMetadata | undefined;
-  state: PodSandboxState;
-  labels: { [key: string]: string };
-  annotations: { [key: string]: string };
-  runtimeHandler: string;
-}
-
-export interface PodSandbox_LabelsEntry {
-  key: string;
-  value: string;
-}
-
-export interface PodSandbox_AnnotationsEntry {
-  key: string;
-  value: string;
 }
 
 export interface ListPodSandboxResponse {
@@ -596,75 +500,8 @@ export const ImageSpec: MessageFns<ImageSpec> = {
   },
 };
 
-function createBaseKeyValue(): KeyValue {
-  return { key: "", value: "" };
-}
-
-export const KeyValue: MessageFns<KeyValue> = {
-  encode(message: KeyValue, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
-    if (message.key !== "") {
-      writer.uint32(10).string(message.key);
-    }
-    if (message.value !== "") {
-      writer.uint32(18).string(message.value);
-    }
-    return writer;
-  },
-
-  decode(input: BinaryReader | Uint8Array, length?: number): KeyValue {
-    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
-    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
-    if (previousRecursionDepth >= 100) {
-      throw new globalThis.Error("protobuf decode recursion limit exceeded");
-    }
-    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
-    try {
-      const end = length === undefined ? reader.len : reader.pos + length;
-      const message = createBaseKeyValue();
-      while (reader.pos < end) {
-        const tag = reader.uint32();
-        switch (tag >>> 3) {
-          case 1: {
-            if (tag !== 10) {
-              break;
-            }
-
-            message.key = reader.string();
-            continue;
-          }
-          case 2: {
-            if (tag !== 18) {
-              break;
-            }
-
-            message.value = reader.string();
-            continue;
-          }
-        }
-        if ((tag & 7) === 4 || tag === 0) {
-          break;
-        }
-        reader.skip(tag & 7);
-      }
-      return message;
-    } finally {
-      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
-    }
-  },
-
-  create<I extends Exact<DeepPartial<KeyValue>, I>>(base?: I): KeyValue {
-    return KeyValue.fromPartial(base ?? ({} as any));
-  },
-  fromPartial<I extends Exact<DeepPartial<KeyValue>, I>>(object: I): KeyValue {
-    const message = createBaseKeyValue();
-    message.key = object.key ?? "";
-    message.value = object.value ?? "";
-    return message;
-  },
-};
-
 function createBaseLinuxContainerSecurityContext(): LinuxContainerSecurityContext {
-  return { privileged: false, namespaceOptions: undefined };
+  return { namespaceOptions: undefined };
 }
 
 export const LinuxContainerSecurityContext: MessageFns<LinuxContainerSecurityContext> = {
@@ -672,9 +509,6 @@ export const LinuxContainerSecurityContext: MessageFns<LinuxContainerSecurityCon
     message: LinuxContainerSecurityContext,
     writer: BinaryWriter = new BinaryWriter(),
   ): BinaryWriter {
-    if (message.privileged !== false) {
-      writer.uint32(16).bool(message.privileged);
-    }
     if (message.namespaceOptions !== undefined) {
       NamespaceOption.encode(message.namespaceOptions, writer.uint32(26).fork()).join();
     }
@@ -694,14 +528,6 @@ export const LinuxContainerSecurityContext: MessageFns<LinuxContainerSecurityCon
       while (reader.pos < end) {
         const tag = reader.uint32();
         switch (tag >>> 3) {
-          case 2: {
-            if (tag !== 16) {
-              break;
-            }
-
-            message.privileged = reader.bool();
-            continue;
-          }
           case 3: {
             if (tag !== 26) {
               break;
@@ -731,7 +557,6 @@ export const LinuxContainerSecurityContext: MessageFns<LinuxContainerSecurityCon
     object: I,
   ): LinuxContainerSecurityContext {
     const message = createBaseLinuxContainerSecurityContext();
-    message.privileged = object.privileged ?? false;
     message.namespaceOptions =
       (object.namespaceOptions !== undefined && object.namespaceOptions !== null)
         ? NamespaceOption.fromPartial(object.namespaceOptions)
@@ -741,14 +566,11 @@ export const LinuxContainerSecurityContext: MessageFns<LinuxContainerSecurityCon
 };
 
 function createBaseLinuxContainerConfig(): LinuxContainerConfig {
-  return { resources: undefined, securityContext: undefined };
+  return { securityContext: undefined };
 }
 
 export const LinuxContainerConfig: MessageFns<LinuxContainerConfig> = {
   encode(message: LinuxContainerConfig, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
-    if (message.resources !== undefined) {
-      LinuxContainerResources.encode(message.resources, writer.uint32(10).fork()).join();
-    }
     if (message.securityContext !== undefined) {
       LinuxContainerSecurityContext.encode(message.securityContext, writer.uint32(18).fork())
         .join();
@@ -769,14 +591,6 @@ export const LinuxContainerConfig: MessageFns<LinuxContainerConfig> = {
       while (reader.pos < end) {
         const tag = reader.uint32();
         switch (tag >>> 3) {
-          case 1: {
-            if (tag !== 10) {
-              break;
-            }
-
-            message.resources = LinuxContainerResources.decode(reader, reader.uint32());
-            continue;
-          }
           case 2: {
             if (tag !== 18) {
               break;
@@ -804,9 +618,6 @@ export const LinuxContainerConfig: MessageFns<LinuxContainerConfig> = {
     object: I,
   ): LinuxContainerConfig {
     const message = createBaseLinuxContainerConfig();
-    message.resources = (object.resources !== undefined && object.resources !== null)
-      ? LinuxContainerResources.fromPartial(object.resources)
-      : undefined;
     message.securityContext =
       (object.securityContext !== undefined && object.securityContext !== null)
         ? LinuxContainerSecurityContext.fromPartial(object.securityContext)
@@ -816,17 +627,7 @@ export const LinuxContainerConfig: MessageFns<LinuxContainerConfig> = {
 };
 
 function createBaseContainerConfig(): ContainerConfig {
-  return {
-    metadata: undefined,
-    image: undefined,
-    command: [],
-    args: [],
-    envs: [],
-    labels: {},
-    annotations: {},
-    logPath: "",
-    linux: undefined,
-  };
+  return { metadata: undefined, image: undefined, command: [], linux: undefined };
 }
 
 export const ContainerConfig: MessageFns<ContainerConfig> = {
@@ -839,23 +640,6 @@ export const ContainerConfig: MessageFns<ContainerConfig> = {
     }
     for (const v of message.command) {
       writer.uint32(26).string(v!);
-    }
-    for (const v of message.args) {
-      writer.uint32(34).string(v!);
-    }
-    for (const v of message.envs) {
-      KeyValue.encode(v!, writer.uint32(50).fork()).join();
-    }
-    globalThis.Object.entries(message.labels).forEach(([key, value]: [string, string]) => {
-      ContainerConfig_LabelsEntry.encode({ key: key as any, value }, writer.uint32(74).fork())
-        .join();
-    });
-    globalThis.Object.entries(message.annotations).forEach(([key, value]: [string, string]) => {
-      ContainerConfig_AnnotationsEntry.encode({ key: key as any, value }, writer.uint32(82).fork())
-        .join();
-    });
-    if (message.logPath !== "") {
-      writer.uint32(90).string(message.logPath);
     }
     if (message.linux !== undefined) {
       LinuxContainerConfig.encode(message.linux, writer.uint32(122).fork()).join();
@@ -900,52 +684,6 @@ export const ContainerConfig: MessageFns<ContainerConfig> = {
             message.command.push(reader.string());
             continue;
           }
-          case 4: {
-            if (tag !== 34) {
-              break;
-            }
-
-            message.args.push(reader.string());
-            continue;
-          }
-          case 6: {
-            if (tag !== 50) {
-              break;
-            }
-
-            message.envs.push(KeyValue.decode(reader, reader.uint32()));
-            continue;
-          }
-          case 9: {
-            if (tag !== 74) {
-              break;
-            }
-
-            const entry9 = ContainerConfig_LabelsEntry.decode(reader, reader.uint32());
-            if (entry9.value !== undefined) {
-              message.labels[entry9.key] = entry9.value;
-            }
-            continue;
-          }
-          case 10: {
-            if (tag !== 82) {
-              break;
-            }
-
-            const entry10 = ContainerConfig_AnnotationsEntry.decode(reader, reader.uint32());
-            if (entry10.value !== undefined) {
-              message.annotations[entry10.key] = entry10.value;
-            }
-            continue;
-          }
-          case 11: {
-            if (tag !== 90) {
-              break;
-            }
-
-            message.logPath = reader.string();
-            continue;
-          }
           case 15: {
             if (tag !== 122) {
               break;
@@ -978,179 +716,9 @@ export const ContainerConfig: MessageFns<ContainerConfig> = {
       ? ImageSpec.fromPartial(object.image)
       : undefined;
     message.command = object.command?.map((e) => e) || [];
-    message.args = object.args?.map((e) => e) || [];
-    message.envs = object.envs?.map((e) => KeyValue.fromPartial(e)) || [];
-    message.labels = (globalThis.Object.entries(object.labels ?? {}) as [string, string][]).reduce(
-      (acc: { [key: string]: string }, [key, value]: [string, string]) => {
-        if (value !== undefined) {
-          acc[key] = globalThis.String(value);
-        }
-        return acc;
-      },
-      {},
-    );
-    message.annotations =
-      (globalThis.Object.entries(object.annotations ?? {}) as [string, string][]).reduce(
-        (acc: { [key: string]: string }, [key, value]: [string, string]) => {
-          if (value !== undefined) {
-            acc[key] = globalThis.String(value);
-          }
-          return acc;
-        },
-        {},
-      );
-    message.logPath = object.logPath ?? "";
     message.linux = (object.linux !== undefined && object.linux !== null)
       ? LinuxContainerConfig.fromPartial(object.linux)
       : undefined;
-    return message;
-  },
-};
-
-function createBaseContainerConfig_LabelsEntry(): ContainerConfig_LabelsEntry {
-  return { key: "", value: "" };
-}
-
-export const ContainerConfig_LabelsEntry: MessageFns<ContainerConfig_LabelsEntry> = {
-  encode(
-    message: ContainerConfig_LabelsEntry,
-    writer: BinaryWriter = new BinaryWriter(),
-  ): BinaryWriter {
-    if (message.key !== "") {
-      writer.uint32(10).string(message.key);
-    }
-    if (message.value !== "") {
-      writer.uint32(18).string(message.value);
-    }
-    return writer;
-  },
-
-  decode(input: BinaryReader | Uint8Array, length?: number): ContainerConfig_LabelsEntry {
-    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
-    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
-    if (previousRecursionDepth >= 100) {
-      throw new globalThis.Error("protobuf decode recursion limit exceeded");
-    }
-    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
-    try {
-      const end = length === undefined ? reader.len : reader.pos + length;
-      const message = createBaseContainerConfig_LabelsEntry();
-      while (reader.pos < end) {
-        const tag = reader.uint32();
-        switch (tag >>> 3) {
-          case 1: {
-            if (tag !== 10) {
-              break;
-            }
-
-            message.key = reader.string();
-            continue;
-          }
-          case 2: {
-            if (tag !== 18) {
-              break;
-            }
-
-            message.value = reader.string();
-            continue;
-          }
-        }
-        if ((tag & 7) === 4 || tag === 0) {
-          break;
-        }
-        reader.skip(tag & 7);
-      }
-      return message;
-    } finally {
-      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
-    }
-  },
-
-  create<I extends Exact<DeepPartial<ContainerConfig_LabelsEntry>, I>>(
-    base?: I,
-  ): ContainerConfig_LabelsEntry {
-    return ContainerConfig_LabelsEntry.fromPartial(base ?? ({} as any));
-  },
-  fromPartial<I extends Exact<DeepPartial<ContainerConfig_LabelsEntry>, I>>(
-    object: I,
-  ): ContainerConfig_LabelsEntry {
-    const message = createBaseContainerConfig_LabelsEntry();
-    message.key = object.key ?? "";
-    message.value = object.value ?? "";
-    return message;
-  },
-};
-
-function createBaseContainerConfig_AnnotationsEntry(): ContainerConfig_AnnotationsEntry {
-  return { key: "", value: "" };
-}
-
-export const ContainerConfig_AnnotationsEntry: MessageFns<ContainerConfig_AnnotationsEntry> = {
-  encode(
-    message: ContainerConfig_AnnotationsEntry,
-    writer: BinaryWriter = new BinaryWriter(),
-  ): BinaryWriter {
-    if (message.key !== "") {
-      writer.uint32(10).string(message.key);
-    }
-    if (message.value !== "") {
-      writer.uint32(18).string(message.value);
-    }
-    return writer;
-  },
-
-  decode(input: BinaryReader | Uint8Array, length?: number): ContainerConfig_AnnotationsEntry {
-    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
-    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
-    if (previousRecursionDepth >= 100) {
-      throw new globalThis.Error("protobuf decode recursion limit exceeded");
-    }
-    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
-    try {
-      const end = length === undefined ? reader.len : reader.pos + length;
-      const message = createBaseContainerConfig_AnnotationsEntry();
-      while (reader.pos < end) {
-        const tag = reader.uint32();
-        switch (tag >>> 3) {
-          case 1: {
-            if (tag !== 10) {
-              break;
-            }
-
-            message.key = reader.string();
-            continue;
-          }
-          case 2: {
-            if (tag !== 18) {
-              break;
-            }
-
-            message.value = reader.string();
-            continue;
-          }
-        }
-        if ((tag & 7) === 4 || tag === 0) {
-          break;
-        }
-        reader.skip(tag & 7);
-      }
-      return message;
-    } finally {
-      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
-    }
-  },
-
-  create<I extends Exact<DeepPartial<ContainerConfig_AnnotationsEntry>, I>>(
-    base?: I,
-  ): ContainerConfig_AnnotationsEntry {
-    return ContainerConfig_AnnotationsEntry.fromPartial(base ?? ({} as any));
-  },
-  fromPartial<I extends Exact<DeepPartial<ContainerConfig_AnnotationsEntry>, I>>(
-    object: I,
-  ): ContainerConfig_AnnotationsEntry {
-    const message = createBaseContainerConfig_AnnotationsEntry();
-    message.key = object.key ?? "";
-    message.value = object.value ?? "";
     return message;
   },
 };
@@ -1698,28 +1266,13 @@ export const ContainerStatusRequest: MessageFns<ContainerStatusRequest> = {
 };
 
 function createBaseContainerStatus(): ContainerStatus {
-  return { id: "", metadata: undefined, state: 0, exitCode: 0, reason: "", message: "" };
+  return { state: 0 };
 }
 
 export const ContainerStatus: MessageFns<ContainerStatus> = {
   encode(message: ContainerStatus, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
-    if (message.id !== "") {
-      writer.uint32(10).string(message.id);
-    }
-    if (message.metadata !== undefined) {
-      ContainerMetadata.encode(message.metadata, writer.uint32(18).fork()).join();
-    }
     if (message.state !== 0) {
       writer.uint32(24).int32(message.state);
-    }
-    if (message.exitCode !== 0) {
-      writer.uint32(56).int32(message.exitCode);
-    }
-    if (message.reason !== "") {
-      writer.uint32(82).string(message.reason);
-    }
-    if (message.message !== "") {
-      writer.uint32(90).string(message.message);
     }
     return writer;
   },
@@ -1737,52 +1290,12 @@ export const ContainerStatus: MessageFns<ContainerStatus> = {
       while (reader.pos < end) {
         const tag = reader.uint32();
         switch (tag >>> 3) {
-          case 1: {
-            if (tag !== 10) {
-              break;
-            }
-
-            message.id = reader.string();
-            continue;
-          }
-          case 2: {
-            if (tag !== 18) {
-              break;
-            }
-
-            message.metadata = ContainerMetadata.decode(reader, reader.uint32());
-            continue;
-          }
           case 3: {
             if (tag !== 24) {
               break;
             }
 
             message.state = reader.int32() as any;
-            continue;
-          }
-          case 7: {
-            if (tag !== 56) {
-              break;
-            }
-
-            message.exitCode = reader.int32();
-            continue;
-          }
-          case 10: {
-            if (tag !== 82) {
-              break;
-            }
-
-            message.reason = reader.string();
-            continue;
-          }
-          case 11: {
-            if (tag !== 90) {
-              break;
-            }
-
-            message.message = reader.string();
             continue;
           }
         }
@@ -1802,14 +1315,7 @@ export const ContainerStatus: MessageFns<ContainerStatus> = {
   },
   fromPartial<I extends Exact<DeepPartial<ContainerStatus>, I>>(object: I): ContainerStatus {
     const message = createBaseContainerStatus();
-    message.id = object.id ?? "";
-    message.metadata = (object.metadata !== undefined && object.metadata !== null)
-      ? ContainerMetadata.fromPartial(object.metadata)
-      : undefined;
     message.state = object.state ?? 0;
-    message.exitCode = object.exitCode ?? 0;
-    message.reason = object.reason ?? "";
-    message.message = object.message ?? "";
     return message;
   },
 };
@@ -2032,7 +1538,7 @@ export const StatusRequest: MessageFns<StatusRequest> = {
 };
 
 function createBaseRuntimeCondition(): RuntimeCondition {
-  return { type: "", status: false, reason: "", message: "" };
+  return { type: "", status: false };
 }
 
 export const RuntimeCondition: MessageFns<RuntimeCondition> = {
@@ -2042,12 +1548,6 @@ export const RuntimeCondition: MessageFns<RuntimeCondition> = {
     }
     if (message.status !== false) {
       writer.uint32(16).bool(message.status);
-    }
-    if (message.reason !== "") {
-      writer.uint32(26).string(message.reason);
-    }
-    if (message.message !== "") {
-      writer.uint32(34).string(message.message);
     }
     return writer;
   },
@@ -2081,22 +1581,6 @@ export const RuntimeCondition: MessageFns<RuntimeCondition> = {
             message.status = reader.bool();
             continue;
           }
-          case 3: {
-            if (tag !== 26) {
-              break;
-            }
-
-            message.reason = reader.string();
-            continue;
-          }
-          case 4: {
-            if (tag !== 34) {
-              break;
-            }
-
-            message.message = reader.string();
-            continue;
-          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2116,8 +1600,6 @@ export const RuntimeCondition: MessageFns<RuntimeCondition> = {
     const message = createBaseRuntimeCondition();
     message.type = object.type ?? "";
     message.status = object.status ?? false;
-    message.reason = object.reason ?? "";
-    message.message = object.message ?? "";
     return message;
   },
 };
@@ -2178,7 +1660,7 @@ export const RuntimeStatus: MessageFns<RuntimeStatus> = {
 };
 
 function createBaseStatusResponse(): StatusResponse {
-  return { status: undefined, info: {} };
+  return { status: undefined };
 }
 
 export const StatusResponse: MessageFns<StatusResponse> = {
@@ -2186,9 +1668,6 @@ export const StatusResponse: MessageFns<StatusResponse> = {
     if (message.status !== undefined) {
       RuntimeStatus.encode(message.status, writer.uint32(10).fork()).join();
     }
-    globalThis.Object.entries(message.info).forEach(([key, value]: [string, string]) => {
-      StatusResponse_InfoEntry.encode({ key: key as any, value }, writer.uint32(18).fork()).join();
-    });
     return writer;
   },
 
@@ -2213,17 +1692,6 @@ export const StatusResponse: MessageFns<StatusResponse> = {
             message.status = RuntimeStatus.decode(reader, reader.uint32());
             continue;
           }
-          case 2: {
-            if (tag !== 18) {
-              break;
-            }
-
-            const entry2 = StatusResponse_InfoEntry.decode(reader, reader.uint32());
-            if (entry2.value !== undefined) {
-              message.info[entry2.key] = entry2.value;
-            }
-            continue;
-          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2244,235 +1712,6 @@ export const StatusResponse: MessageFns<StatusResponse> = {
     message.status = (object.status !== undefined && object.status !== null)
       ? RuntimeStatus.fromPartial(object.status)
       : undefined;
-    message.info = (globalThis.Object.entries(object.info ?? {}) as [string, string][]).reduce(
-      (acc: { [key: string]: string }, [key, value]: [string, string]) => {
-        if (value !== undefined) {
-          acc[key] = globalThis.String(value);
-        }
-        return acc;
-      },
-      {},
-    );
-    return message;
-  },
-};
-
-function createBaseStatusResponse_InfoEntry(): StatusResponse_InfoEntry {
-  return { key: "", value: "" };
-}
-
-export const StatusResponse_InfoEntry: MessageFns<StatusResponse_InfoEntry> = {
-  encode(
-    message: StatusResponse_InfoEntry,
-    writer: BinaryWriter = new BinaryWriter(),
-  ): BinaryWriter {
-    if (message.key !== "") {
-      writer.uint32(10).string(message.key);
-    }
-    if (message.value !== "") {
-      writer.uint32(18).string(message.value);
-    }
-    return writer;
-  },
-
-  decode(input: BinaryReader | Uint8Array, length?: number): StatusResponse_InfoEntry {
-    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
-    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
-    if (previousRecursionDepth >= 100) {
-      throw new globalThis.Error("protobuf decode recursion limit exceeded");
-    }
-    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
-    try {
-      const end = length === undefined ? reader.len : reader.pos + length;
-      const message = createBaseStatusResponse_InfoEntry();
-      while (reader.pos < end) {
-        const tag = reader.uint32();
-        switch (tag >>> 3) {
-          case 1: {
-            if (tag !== 10) {
-              break;
-            }
-
-            message.key = reader.string();
-            continue;
-          }
-          case 2: {
-            if (tag !== 18) {
-              break;
-            }
-
-            message.value = reader.string();
-            continue;
-          }
-        }
-        if ((tag & 7) === 4 || tag === 0) {
-          break;
-        }
-        reader.skip(tag & 7);
-      }
-      return message;
-    } finally {
-      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
-    }
-  },
-
-  create<I extends Exact<DeepPartial<StatusResponse_InfoEntry>, I>>(
-    base?: I,
-  ): StatusResponse_InfoEntry {
-    return StatusResponse_InfoEntry.fromPartial(base ?? ({} as any));
-  },
-  fromPartial<I extends Exact<DeepPartial<StatusResponse_InfoEntry>, I>>(
-    object: I,
-  ): StatusResponse_InfoEntry {
-    const message = createBaseStatusResponse_InfoEntry();
-    message.key = object.key ?? "";
-    message.value = object.value ?? "";
-    return message;
-  },
-};
-
-function createBaseVersionRequest(): VersionRequest {
-  return { version: "" };
-}
-
-export const VersionRequest: MessageFns<VersionRequest> = {
-  encode(message: VersionRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
-    if (message.version !== "") {
-      writer.uint32(10).string(message.version);
-    }
-    return writer;
-  },
-
-  decode(input: BinaryReader | Uint8Array, length?: number): VersionRequest {
-    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
-    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
-    if (previousRecursionDepth >= 100) {
-      throw new globalThis.Error("protobuf decode recursion limit exceeded");
-    }
-    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
-    try {
-      const end = length === undefined ? reader.len : reader.pos + length;
-      const message = createBaseVersionRequest();
-      while (reader.pos < end) {
-        const tag = reader.uint32();
-        switch (tag >>> 3) {
-          case 1: {
-            if (tag !== 10) {
-              break;
-            }
-
-            message.version = reader.string();
-            continue;
-          }
-        }
-        if ((tag & 7) === 4 || tag === 0) {
-          break;
-        }
-        reader.skip(tag & 7);
-      }
-      return message;
-    } finally {
-      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
-    }
-  },
-
-  create<I extends Exact<DeepPartial<VersionRequest>, I>>(base?: I): VersionRequest {
-    return VersionRequest.fromPartial(base ?? ({} as any));
-  },
-  fromPartial<I extends Exact<DeepPartial<VersionRequest>, I>>(object: I): VersionRequest {
-    const message = createBaseVersionRequest();
-    message.version = object.version ?? "";
-    return message;
-  },
-};
-
-function createBaseVersionResponse(): VersionResponse {
-  return { version: "", runtimeName: "", runtimeVersion: "", runtimeApiVersion: "" };
-}
-
-export const VersionResponse: MessageFns<VersionResponse> = {
-  encode(message: VersionResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
-    if (message.version !== "") {
-      writer.uint32(10).string(message.version);
-    }
-    if (message.runtimeName !== "") {
-      writer.uint32(18).string(message.runtimeName);
-    }
-    if (message.runtimeVersion !== "") {
-      writer.uint32(26).string(message.runtimeVersion);
-    }
-    if (message.runtimeApiVersion !== "") {
-      writer.uint32(34).string(message.runtimeApiVersion);
-    }
-    return writer;
-  },
-
-  decode(input: BinaryReader | Uint8Array, length?: number): VersionResponse {
-    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
-    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
-    if (previousRecursionDepth >= 100) {
-      throw new globalThis.Error("protobuf decode recursion limit exceeded");
-    }
-    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
-    try {
-      const end = length === undefined ? reader.len : reader.pos + length;
-      const message = createBaseVersionResponse();
-      while (reader.pos < end) {
-        const tag = reader.uint32();
-        switch (tag >>> 3) {
-          case 1: {
-            if (tag !== 10) {
-              break;
-            }
-
-            message.version = reader.string();
-            continue;
-          }
-          case 2: {
-            if (tag !== 18) {
-              break;
-            }
-
-            message.runtimeName = reader.string();
-            continue;
-          }
-          case 3: {
-            if (tag !== 26) {
-              break;
-            }
-
-            message.runtimeVersion = reader.string();
-            continue;
-          }
-          case 4: {
-            if (tag !== 34) {
-              break;
-            }
-
-            message.runtimeApiVersion = reader.string();
-            continue;
-          }
-        }
-        if ((tag & 7) === 4 || tag === 0) {
-          break;
-        }
-        reader.skip(tag & 7);
-      }
-      return message;
-    } finally {
-      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
-    }
-  },
-
-  create<I extends Exact<DeepPartial<VersionResponse>, I>>(base?: I): VersionResponse {
-    return VersionResponse.fromPartial(base ?? ({} as any));
-  },
-  fromPartial<I extends Exact<DeepPartial<VersionResponse>, I>>(object: I): VersionResponse {
-    const message = createBaseVersionResponse();
-    message.version = object.version ?? "";
-    message.runtimeName = object.runtimeName ?? "";
-    message.runtimeVersion = object.runtimeVersion ?? "";
-    message.runtimeApiVersion = object.runtimeApiVersion ?? "";
     return message;
   },
 };
@@ -2796,20 +2035,11 @@ export const Int64Value: MessageFns<Int64Value> = {
 };
 
 function createBaseSELinuxOption(): SELinuxOption {
-  return { user: "", role: "", type: "", level: "" };
+  return { level: "" };
 }
 
 export const SELinuxOption: MessageFns<SELinuxOption> = {
   encode(message: SELinuxOption, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
-    if (message.user !== "") {
-      writer.uint32(10).string(message.user);
-    }
-    if (message.role !== "") {
-      writer.uint32(18).string(message.role);
-    }
-    if (message.type !== "") {
-      writer.uint32(26).string(message.type);
-    }
     if (message.level !== "") {
       writer.uint32(34).string(message.level);
     }
@@ -2829,30 +2059,6 @@ export const SELinuxOption: MessageFns<SELinuxOption> = {
       while (reader.pos < end) {
         const tag = reader.uint32();
         switch (tag >>> 3) {
-          case 1: {
-            if (tag !== 10) {
-              break;
-            }
-
-            message.user = reader.string();
-            continue;
-          }
-          case 2: {
-            if (tag !== 18) {
-              break;
-            }
-
-            message.role = reader.string();
-            continue;
-          }
-          case 3: {
-            if (tag !== 26) {
-              break;
-            }
-
-            message.type = reader.string();
-            continue;
-          }
           case 4: {
             if (tag !== 34) {
               break;
@@ -2878,9 +2084,6 @@ export const SELinuxOption: MessageFns<SELinuxOption> = {
   },
   fromPartial<I extends Exact<DeepPartial<SELinuxOption>, I>>(object: I): SELinuxOption {
     const message = createBaseSELinuxOption();
-    message.user = object.user ?? "";
-    message.role = object.role ?? "";
-    message.type = object.type ?? "";
     message.level = object.level ?? "";
     return message;
   },
@@ -2958,7 +2161,6 @@ function createBaseLinuxSandboxSecurityContext(): LinuxSandboxSecurityContext {
     namespaceOptions: undefined,
     selinuxOptions: undefined,
     runAsUser: undefined,
-    readonlyRootfs: false,
     supplementalGroups: [],
     privileged: false,
     seccompProfilePath: "",
@@ -2980,9 +2182,6 @@ export const LinuxSandboxSecurityContext: MessageFns<LinuxSandboxSecurityContext
     }
     if (message.runAsUser !== undefined) {
       Int64Value.encode(message.runAsUser, writer.uint32(26).fork()).join();
-    }
-    if (message.readonlyRootfs !== false) {
-      writer.uint32(32).bool(message.readonlyRootfs);
     }
     if (message.supplementalGroups.length !== 0) {
       writer.uint32(42).fork();
@@ -3041,14 +2240,6 @@ export const LinuxSandboxSecurityContext: MessageFns<LinuxSandboxSecurityContext
             }
 
             message.runAsUser = Int64Value.decode(reader, reader.uint32());
-            continue;
-          }
-          case 4: {
-            if (tag !== 32) {
-              break;
-            }
-
-            message.readonlyRootfs = reader.bool();
             continue;
           }
           case 5: {
@@ -3132,7 +2323,6 @@ export const LinuxSandboxSecurityContext: MessageFns<LinuxSandboxSecurityContext
     message.runAsUser = (object.runAsUser !== undefined && object.runAsUser !== null)
       ? Int64Value.fromPartial(object.runAsUser)
       : undefined;
-    message.readonlyRootfs = object.readonlyRootfs ?? false;
     message.supplementalGroups = object.supplementalGroups?.map((e) => e) || [];
     message.privileged = object.privileged ?? false;
     message.seccompProfilePath = object.seccompProfilePath ?? "";
@@ -3147,18 +2337,7 @@ export const LinuxSandboxSecurityContext: MessageFns<LinuxSandboxSecurityContext
 };
 
 function createBaseLinuxContainerResources(): LinuxContainerResources {
-  return {
-    cpuPeriod: 0,
-    cpuQuota: 0,
-    cpuShares: 0,
-    memoryLimitInBytes: 0,
-    oomScoreAdj: 0,
-    cpusetCpus: "",
-    cpusetMems: "",
-    hugepageLimits: [],
-    unified: {},
-    memorySwapLimitInBytes: 0,
-  };
+  return { cpuPeriod: 0, cpuQuota: 0, cpuShares: 0, memoryLimitInBytes: 0 };
 }
 
 export const LinuxContainerResources: MessageFns<LinuxContainerResources> = {
@@ -3177,27 +2356,6 @@ export const LinuxContainerResources: MessageFns<LinuxContainerResources> = {
     }
     if (message.memoryLimitInBytes !== 0) {
       writer.uint32(32).int64(message.memoryLimitInBytes);
-    }
-    if (message.oomScoreAdj !== 0) {
-      writer.uint32(40).int64(message.oomScoreAdj);
-    }
-    if (message.cpusetCpus !== "") {
-      writer.uint32(50).string(message.cpusetCpus);
-    }
-    if (message.cpusetMems !== "") {
-      writer.uint32(58).string(message.cpusetMems);
-    }
-    for (const v of message.hugepageLimits) {
-      HugepageLimit.encode(v!, writer.uint32(66).fork()).join();
-    }
-    globalThis.Object.entries(message.unified).forEach(([key, value]: [string, string]) => {
-      LinuxContainerResources_UnifiedEntry.encode(
-        { key: key as any, value },
-        writer.uint32(74).fork(),
-      ).join();
-    });
-    if (message.memorySwapLimitInBytes !== 0) {
-      writer.uint32(80).int64(message.memorySwapLimitInBytes);
     }
     return writer;
   },
@@ -3247,57 +2405,6 @@ export const LinuxContainerResources: MessageFns<LinuxContainerResources> = {
             message.memoryLimitInBytes = longToNumber(reader.int64());
             continue;
           }
-          case 5: {
-            if (tag !== 40) {
-              break;
-            }
-
-            message.oomScoreAdj = longToNumber(reader.int64());
-            continue;
-          }
-          case 6: {
-            if (tag !== 50) {
-              break;
-            }
-
-            message.cpusetCpus = reader.string();
-            continue;
-          }
-          case 7: {
-            if (tag !== 58) {
-              break;
-            }
-
-            message.cpusetMems = reader.string();
-            continue;
-          }
-          case 8: {
-            if (tag !== 66) {
-              break;
-            }
-
-            message.hugepageLimits.push(HugepageLimit.decode(reader, reader.uint32()));
-            continue;
-          }
-          case 9: {
-            if (tag !== 74) {
-              break;
-            }
-
-            const entry9 = LinuxContainerResources_UnifiedEntry.decode(reader, reader.uint32());
-            if (entry9.value !== undefined) {
-              message.unified[entry9.key] = entry9.value;
-            }
-            continue;
-          }
-          case 10: {
-            if (tag !== 80) {
-              break;
-            }
-
-            message.memorySwapLimitInBytes = longToNumber(reader.int64());
-            continue;
-          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -3323,176 +2430,12 @@ export const LinuxContainerResources: MessageFns<LinuxContainerResources> = {
     message.cpuQuota = object.cpuQuota ?? 0;
     message.cpuShares = object.cpuShares ?? 0;
     message.memoryLimitInBytes = object.memoryLimitInBytes ?? 0;
-    message.oomScoreAdj = object.oomScoreAdj ?? 0;
-    message.cpusetCpus = object.cpusetCpus ?? "";
-    message.cpusetMems = object.cpusetMems ?? "";
-    message.hugepageLimits = object.hugepageLimits?.map((e) => HugepageLimit.fromPartial(e)) || [];
-    message.unified = (globalThis.Object.entries(object.unified ?? {}) as [string, string][])
-      .reduce(
-        (acc: { [key: string]: string }, [key, value]: [string, string]) => {
-          if (value !== undefined) {
-            acc[key] = globalThis.String(value);
-          }
-          return acc;
-        },
-        {},
-      );
-    message.memorySwapLimitInBytes = object.memorySwapLimitInBytes ?? 0;
-    return message;
-  },
-};
-
-function createBaseLinuxContainerResources_UnifiedEntry(): LinuxContainerResources_UnifiedEntry {
-  return { key: "", value: "" };
-}
-
-export const LinuxContainerResources_UnifiedEntry: MessageFns<
-  LinuxContainerResources_UnifiedEntry
-> = {
-  encode(
-    message: LinuxContainerResources_UnifiedEntry,
-    writer: BinaryWriter = new BinaryWriter(),
-  ): BinaryWriter {
-    if (message.key !== "") {
-      writer.uint32(10).string(message.key);
-    }
-    if (message.value !== "") {
-      writer.uint32(18).string(message.value);
-    }
-    return writer;
-  },
-
-  decode(input: BinaryReader | Uint8Array, length?: number): LinuxContainerResources_UnifiedEntry {
-    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
-    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
-    if (previousRecursionDepth >= 100) {
-      throw new globalThis.Error("protobuf decode recursion limit exceeded");
-    }
-    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
-    try {
-      const end = length === undefined ? reader.len : reader.pos + length;
-      const message = createBaseLinuxContainerResources_UnifiedEntry();
-      while (reader.pos < end) {
-        const tag = reader.uint32();
-        switch (tag >>> 3) {
-          case 1: {
-            if (tag !== 10) {
-              break;
-            }
-
-            message.key = reader.string();
-            continue;
-          }
-          case 2: {
-            if (tag !== 18) {
-              break;
-            }
-
-            message.value = reader.string();
-            continue;
-          }
-        }
-        if ((tag & 7) === 4 || tag === 0) {
-          break;
-        }
-        reader.skip(tag & 7);
-      }
-      return message;
-    } finally {
-      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
-    }
-  },
-
-  create<I extends Exact<DeepPartial<LinuxContainerResources_UnifiedEntry>, I>>(
-    base?: I,
-  ): LinuxContainerResources_UnifiedEntry {
-    return LinuxContainerResources_UnifiedEntry.fromPartial(base ?? ({} as any));
-  },
-  fromPartial<I extends Exact<DeepPartial<LinuxContainerResources_UnifiedEntry>, I>>(
-    object: I,
-  ): LinuxContainerResources_UnifiedEntry {
-    const message = createBaseLinuxContainerResources_UnifiedEntry();
-    message.key = object.key ?? "";
-    message.value = object.value ?? "";
-    return message;
-  },
-};
-
-function createBaseHugepageLimit(): HugepageLimit {
-  return { pageSize: "", limit: 0 };
-}
-
-export const HugepageLimit: MessageFns<HugepageLimit> = {
-  encode(message: HugepageLimit, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
-    if (message.pageSize !== "") {
-      writer.uint32(10).string(message.pageSize);
-    }
-    if (message.limit !== 0) {
-      writer.uint32(16).uint64(message.limit);
-    }
-    return writer;
-  },
-
-  decode(input: BinaryReader | Uint8Array, length?: number): HugepageLimit {
-    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
-    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
-    if (previousRecursionDepth >= 100) {
-      throw new globalThis.Error("protobuf decode recursion limit exceeded");
-    }
-    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
-    try {
-      const end = length === undefined ? reader.len : reader.pos + length;
-      const message = createBaseHugepageLimit();
-      while (reader.pos < end) {
-        const tag = reader.uint32();
-        switch (tag >>> 3) {
-          case 1: {
-            if (tag !== 10) {
-              break;
-            }
-
-            message.pageSize = reader.string();
-            continue;
-          }
-          case 2: {
-            if (tag !== 16) {
-              break;
-            }
-
-            message.limit = longToNumber(reader.uint64());
-            continue;
-          }
-        }
-        if ((tag & 7) === 4 || tag === 0) {
-          break;
-        }
-        reader.skip(tag & 7);
-      }
-      return message;
-    } finally {
-      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
-    }
-  },
-
-  create<I extends Exact<DeepPartial<HugepageLimit>, I>>(base?: I): HugepageLimit {
-    return HugepageLimit.fromPartial(base ?? ({} as any));
-  },
-  fromPartial<I extends Exact<DeepPartial<HugepageLimit>, I>>(object: I): HugepageLimit {
-    const message = createBaseHugepageLimit();
-    message.pageSize = object.pageSize ?? "";
-    message.limit = object.limit ?? 0;
     return message;
   },
 };
 
 function createBaseLinuxPodSandboxConfig(): LinuxPodSandboxConfig {
-  return {
-    cgroupParent: "",
-    securityContext: undefined,
-    sysctls: {},
-    overhead: undefined,
-    resources: undefined,
-  };
+  return { cgroupParent: "", securityContext: undefined, sysctls: {}, resources: undefined };
 }
 
 export const LinuxPodSandboxConfig: MessageFns<LinuxPodSandboxConfig> = {
@@ -3509,9 +2452,6 @@ export const LinuxPodSandboxConfig: MessageFns<LinuxPodSandboxConfig> = {
         writer.uint32(26).fork(),
       ).join();
     });
-    if (message.overhead !== undefined) {
-      LinuxContainerResources.encode(message.overhead, writer.uint32(34).fork()).join();
-    }
     if (message.resources !== undefined) {
       LinuxContainerResources.encode(message.resources, writer.uint32(42).fork()).join();
     }
@@ -3558,14 +2498,6 @@ export const LinuxPodSandboxConfig: MessageFns<LinuxPodSandboxConfig> = {
             }
             continue;
           }
-          case 4: {
-            if (tag !== 34) {
-              break;
-            }
-
-            message.overhead = LinuxContainerResources.decode(reader, reader.uint32());
-            continue;
-          }
           case 5: {
             if (tag !== 42) {
               break;
@@ -3608,9 +2540,6 @@ export const LinuxPodSandboxConfig: MessageFns<LinuxPodSandboxConfig> = {
         },
         {},
       );
-    message.overhead = (object.overhead !== undefined && object.overhead !== null)
-      ? LinuxContainerResources.fromPartial(object.overhead)
-      : undefined;
     message.resources = (object.resources !== undefined && object.resources !== null)
       ? LinuxContainerResources.fromPartial(object.resources)
       : undefined;
@@ -3771,97 +2700,6 @@ export const DNSConfig: MessageFns<DNSConfig> = {
   },
 };
 
-function createBasePortMapping(): PortMapping {
-  return { protocol: 0, containerPort: 0, hostPort: 0, hostIp: "" };
-}
-
-export const PortMapping: MessageFns<PortMapping> = {
-  encode(message: PortMapping, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
-    if (message.protocol !== 0) {
-      writer.uint32(8).int32(message.protocol);
-    }
-    if (message.containerPort !== 0) {
-      writer.uint32(16).int32(message.containerPort);
-    }
-    if (message.hostPort !== 0) {
-      writer.uint32(24).int32(message.hostPort);
-    }
-    if (message.hostIp !== "") {
-      writer.uint32(34).string(message.hostIp);
-    }
-    return writer;
-  },
-
-  decode(input: BinaryReader | Uint8Array, length?: number): PortMapping {
-    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
-    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
-    if (previousRecursionDepth >= 100) {
-      throw new globalThis.Error("protobuf decode recursion limit exceeded");
-    }
-    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
-    try {
-      const end = length === undefined ? reader.len : reader.pos + length;
-      const message = createBasePortMapping();
-      while (reader.pos < end) {
-        const tag = reader.uint32();
-        switch (tag >>> 3) {
-          case 1: {
-            if (tag !== 8) {
-              break;
-            }
-
-            message.protocol = reader.int32() as any;
-            continue;
-          }
-          case 2: {
-            if (tag !== 16) {
-              break;
-            }
-
-            message.containerPort = reader.int32();
-            continue;
-          }
-          case 3: {
-            if (tag !== 24) {
-              break;
-            }
-
-            message.hostPort = reader.int32();
-            continue;
-          }
-          case 4: {
-            if (tag !== 34) {
-              break;
-            }
-
-            message.hostIp = reader.string();
-            continue;
-          }
-        }
-        if ((tag & 7) === 4 || tag === 0) {
-          break;
-        }
-        reader.skip(tag & 7);
-      }
-      return message;
-    } finally {
-      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
-    }
-  },
-
-  create<I extends Exact<DeepPartial<PortMapping>, I>>(base?: I): PortMapping {
-    return PortMapping.fromPartial(base ?? ({} as any));
-  },
-  fromPartial<I extends Exact<DeepPartial<PortMapping>, I>>(object: I): PortMapping {
-    const message = createBasePortMapping();
-    message.protocol = object.protocol ?? 0;
-    message.containerPort = object.containerPort ?? 0;
-    message.hostPort = object.hostPort ?? 0;
-    message.hostIp = object.hostIp ?? "";
-    return message;
-  },
-};
-
 function createBasePodSandboxMetadata(): PodSandboxMetadata {
   return { name: "", uid: "", namespace: "", attempt: 0 };
 }
@@ -3959,7 +2797,6 @@ function createBasePodSandboxConfig(): PodSandboxConfig {
     hostname: "",
     logDirectory: "",
     dnsConfig: undefined,
-    portMappings: [],
     labels: {},
     annotations: {},
     linux: undefined,
@@ -3979,9 +2816,6 @@ export const PodSandboxConfig: MessageFns<PodSandboxConfig> = {
     }
     if (message.dnsConfig !== undefined) {
       DNSConfig.encode(message.dnsConfig, writer.uint32(34).fork()).join();
-    }
-    for (const v of message.portMappings) {
-      PortMapping.encode(v!, writer.uint32(42).fork()).join();
     }
     globalThis.Object.entries(message.labels).forEach(([key, value]: [string, string]) => {
       PodSandboxConfig_LabelsEntry.encode({ key: key as any, value }, writer.uint32(50).fork())
@@ -4042,14 +2876,6 @@ export const PodSandboxConfig: MessageFns<PodSandboxConfig> = {
             message.dnsConfig = DNSConfig.decode(reader, reader.uint32());
             continue;
           }
-          case 5: {
-            if (tag !== 42) {
-              break;
-            }
-
-            message.portMappings.push(PortMapping.decode(reader, reader.uint32()));
-            continue;
-          }
           case 6: {
             if (tag !== 50) {
               break;
@@ -4105,7 +2931,6 @@ export const PodSandboxConfig: MessageFns<PodSandboxConfig> = {
     message.dnsConfig = (object.dnsConfig !== undefined && object.dnsConfig !== null)
       ? DNSConfig.fromPartial(object.dnsConfig)
       : undefined;
-    message.portMappings = object.portMappings?.map((e) => PortMapping.fromPartial(e)) || [];
     message.labels = (globalThis.Object.entries(object.labels ?? {}) as [string, string][]).reduce(
       (acc: { [key: string]: string }, [key, value]: [string, string]) => {
         if (value !== undefined) {
@@ -4696,30 +3521,13 @@ export const PodSandboxStatusRequest: MessageFns<PodSandboxStatusRequest> = {
 };
 
 function createBasePodSandboxStatus(): PodSandboxStatus {
-  return { id: "", metadata: undefined, state: 0, labels: {}, annotations: {}, runtimeHandler: "" };
+  return { state: 0 };
 }
 
 export const PodSandboxStatus: MessageFns<PodSandboxStatus> = {
   encode(message: PodSandboxStatus, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
-    if (message.id !== "") {
-      writer.uint32(10).string(message.id);
-    }
-    if (message.metadata !== undefined) {
-      PodSandboxMetadata.encode(message.metadata, writer.uint32(18).fork()).join();
-    }
     if (message.state !== 0) {
       writer.uint32(24).int32(message.state);
-    }
-    globalThis.Object.entries(message.labels).forEach(([key, value]: [string, string]) => {
-      PodSandboxStatus_LabelsEntry.encode({ key: key as any, value }, writer.uint32(58).fork())
-        .join();
-    });
-    globalThis.Object.entries(message.annotations).forEach(([key, value]: [string, string]) => {
-      PodSandboxStatus_AnnotationsEntry.encode({ key: key as any, value }, writer.uint32(66).fork())
-        .join();
-    });
-    if (message.runtimeHandler !== "") {
-      writer.uint32(74).string(message.runtimeHandler);
     }
     return writer;
   },
@@ -4737,58 +3545,12 @@ export const PodSandboxStatus: MessageFns<PodSandboxStatus> = {
       while (reader.pos < end) {
         const tag = reader.uint32();
         switch (tag >>> 3) {
-          case 1: {
-            if (tag !== 10) {
-              break;
-            }
-
-            message.id = reader.string();
-            continue;
-          }
-          case 2: {
-            if (tag !== 18) {
-              break;
-            }
-
-            message.metadata = PodSandboxMetadata.decode(reader, reader.uint32());
-            continue;
-          }
           case 3: {
             if (tag !== 24) {
               break;
             }
 
             message.state = reader.int32() as any;
-            continue;
-          }
-          case 7: {
-            if (tag !== 58) {
-              break;
-            }
-
-            const entry7 = PodSandboxStatus_LabelsEntry.decode(reader, reader.uint32());
-            if (entry7.value !== undefined) {
-              message.labels[entry7.key] = entry7.value;
-            }
-            continue;
-          }
-          case 8: {
-            if (tag !== 66) {
-              break;
-            }
-
-            const entry8 = PodSandboxStatus_AnnotationsEntry.decode(reader, reader.uint32());
-            if (entry8.value !== undefined) {
-              message.annotations[entry8.key] = entry8.value;
-            }
-            continue;
-          }
-          case 9: {
-            if (tag !== 74) {
-              break;
-            }
-
-            message.runtimeHandler = reader.string();
             continue;
           }
         }
@@ -4808,179 +3570,7 @@ export const PodSandboxStatus: MessageFns<PodSandboxStatus> = {
   },
   fromPartial<I extends Exact<DeepPartial<PodSandboxStatus>, I>>(object: I): PodSandboxStatus {
     const message = createBasePodSandboxStatus();
-    message.id = object.id ?? "";
-    message.metadata = (object.metadata !== undefined && object.metadata !== null)
-      ? PodSandboxMetadata.fromPartial(object.metadata)
-      : undefined;
     message.state = object.state ?? 0;
-    message.labels = (globalThis.Object.entries(object.labels ?? {}) as [string, string][]).reduce(
-      (acc: { [key: string]: string }, [key, value]: [string, string]) => {
-        if (value !== undefined) {
-          acc[key] = globalThis.String(value);
-        }
-        return acc;
-      },
-      {},
-    );
-    message.annotations =
-      (globalThis.Object.entries(object.annotations ?? {}) as [string, string][]).reduce(
-        (acc: { [key: string]: string }, [key, value]: [string, string]) => {
-          if (value !== undefined) {
-            acc[key] = globalThis.String(value);
-          }
-          return acc;
-        },
-        {},
-      );
-    message.runtimeHandler = object.runtimeHandler ?? "";
-    return message;
-  },
-};
-
-function createBasePodSandboxStatus_LabelsEntry(): PodSandboxStatus_LabelsEntry {
-  return { key: "", value: "" };
-}
-
-export const PodSandboxStatus_LabelsEntry: MessageFns<PodSandboxStatus_LabelsEntry> = {
-  encode(
-    message: PodSandboxStatus_LabelsEntry,
-    writer: BinaryWriter = new BinaryWriter(),
-  ): BinaryWriter {
-    if (message.key !== "") {
-      writer.uint32(10).string(message.key);
-    }
-    if (message.value !== "") {
-      writer.uint32(18).string(message.value);
-    }
-    return writer;
-  },
-
-  decode(input: BinaryReader | Uint8Array, length?: number): PodSandboxStatus_LabelsEntry {
-    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
-    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
-    if (previousRecursionDepth >= 100) {
-      throw new globalThis.Error("protobuf decode recursion limit exceeded");
-    }
-    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
-    try {
-      const end = length === undefined ? reader.len : reader.pos + length;
-      const message = createBasePodSandboxStatus_LabelsEntry();
-      while (reader.pos < end) {
-        const tag = reader.uint32();
-        switch (tag >>> 3) {
-          case 1: {
-            if (tag !== 10) {
-              break;
-            }
-
-            message.key = reader.string();
-            continue;
-          }
-          case 2: {
-            if (tag !== 18) {
-              break;
-            }
-
-            message.value = reader.string();
-            continue;
-          }
-        }
-        if ((tag & 7) === 4 || tag === 0) {
-          break;
-        }
-        reader.skip(tag & 7);
-      }
-      return message;
-    } finally {
-      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
-    }
-  },
-
-  create<I extends Exact<DeepPartial<PodSandboxStatus_LabelsEntry>, I>>(
-    base?: I,
-  ): PodSandboxStatus_LabelsEntry {
-    return PodSandboxStatus_LabelsEntry.fromPartial(base ?? ({} as any));
-  },
-  fromPartial<I extends Exact<DeepPartial<PodSandboxStatus_LabelsEntry>, I>>(
-    object: I,
-  ): PodSandboxStatus_LabelsEntry {
-    const message = createBasePodSandboxStatus_LabelsEntry();
-    message.key = object.key ?? "";
-    message.value = object.value ?? "";
-    return message;
-  },
-};
-
-function createBasePodSandboxStatus_AnnotationsEntry(): PodSandboxStatus_AnnotationsEntry {
-  return { key: "", value: "" };
-}
-
-export const PodSandboxStatus_AnnotationsEntry: MessageFns<PodSandboxStatus_AnnotationsEntry> = {
-  encode(
-    message: PodSandboxStatus_AnnotationsEntry,
-    writer: BinaryWriter = new BinaryWriter(),
-  ): BinaryWriter {
-    if (message.key !== "") {
-      writer.uint32(10).string(message.key);
-    }
-    if (message.value !== "") {
-      writer.uint32(18).string(message.value);
-    }
-    return writer;
-  },
-
-  decode(input: BinaryReader | Uint8Array, length?: number): PodSandboxStatus_AnnotationsEntry {
-    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
-    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
-    if (previousRecursionDepth >= 100) {
-      throw new globalThis.Error("protobuf decode recursion limit exceeded");
-    }
-    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
-    try {
-      const end = length === undefined ? reader.len : reader.pos + length;
-      const message = createBasePodSandboxStatus_AnnotationsEntry();
-      while (reader.pos < end) {
-        const tag = reader.uint32();
-        switch (tag >>> 3) {
-          case 1: {
-            if (tag !== 10) {
-              break;
-            }
-
-            message.key = reader.string();
-            continue;
-          }
-          case 2: {
-            if (tag !== 18) {
-              break;
-            }
-
-            message.value = reader.string();
-            continue;
-          }
-        }
-        if ((tag & 7) === 4 || tag === 0) {
-          break;
-        }
-        reader.skip(tag & 7);
-      }
-      return message;
-    } finally {
-      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
-    }
-  },
-
-  create<I extends Exact<DeepPartial<PodSandboxStatus_AnnotationsEntry>, I>>(
-    base?: I,
-  ): PodSandboxStatus_AnnotationsEntry {
-    return PodSandboxStatus_AnnotationsEntry.fromPartial(base ?? ({} as any));
-  },
-  fromPartial<I extends Exact<DeepPartial<PodSandboxStatus_AnnotationsEntry>, I>>(
-    object: I,
-  ): PodSandboxStatus_AnnotationsEntry {
-    const message = createBasePodSandboxStatus_AnnotationsEntry();
-    message.key = object.key ?? "";
-    message.value = object.value ?? "";
     return message;
   },
 };
@@ -5437,29 +4027,13 @@ export const ListPodSandboxRequest: MessageFns<ListPodSandboxRequest> = {
 };
 
 function createBasePodSandbox(): PodSandbox {
-  return { id: "", metadata: undefined, state: 0, labels: {}, annotations: {}, runtimeHandler: "" };
+  return { id: "" };
 }
 
 export const PodSandbox: MessageFns<PodSandbox> = {
   encode(message: PodSandbox, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.id !== "") {
       writer.uint32(10).string(message.id);
-    }
-    if (message.metadata !== undefined) {
-      PodSandboxMetadata.encode(message.metadata, writer.uint32(18).fork()).join();
-    }
-    if (message.state !== 0) {
-      writer.uint32(24).int32(message.state);
-    }
-    globalThis.Object.entries(message.labels).forEach(([key, value]: [string, string]) => {
-      PodSandbox_LabelsEntry.encode({ key: key as any, value }, writer.uint32(42).fork()).join();
-    });
-    globalThis.Object.entries(message.annotations).forEach(([key, value]: [string, string]) => {
-      PodSandbox_AnnotationsEntry.encode({ key: key as any, value }, writer.uint32(50).fork())
-        .join();
-    });
-    if (message.runtimeHandler !== "") {
-      writer.uint32(58).string(message.runtimeHandler);
     }
     return writer;
   },
@@ -5485,52 +4059,6 @@ export const PodSandbox: MessageFns<PodSandbox> = {
             message.id = reader.string();
             continue;
           }
-          case 2: {
-            if (tag !== 18) {
-              break;
-            }
-
-            message.metadata = PodSandboxMetadata.decode(reader, reader.uint32());
-            continue;
-          }
-          case 3: {
-            if (tag !== 24) {
-              break;
-            }
-
-            message.state = reader.int32() as any;
-            continue;
-          }
-          case 5: {
-            if (tag !== 42) {
-              break;
-            }
-
-            const entry5 = PodSandbox_LabelsEntry.decode(reader, reader.uint32());
-            if (entry5.value !== undefined) {
-              message.labels[entry5.key] = entry5.value;
-            }
-            continue;
-          }
-          case 6: {
-            if (tag !== 50) {
-              break;
-            }
-
-            const entry6 = PodSandbox_AnnotationsEntry.decode(reader, reader.uint32());
-            if (entry6.value !== undefined) {
-              message.annotations[entry6.key] = entry6.value;
-            }
-            continue;
-          }
-          case 7: {
-            if (tag !== 58) {
-              break;
-            }
-
-            message.runtimeHandler = reader.string();
-            continue;
-          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -5549,175 +4077,6 @@ export const PodSandbox: MessageFns<PodSandbox> = {
   fromPartial<I extends Exact<DeepPartial<PodSandbox>, I>>(object: I): PodSandbox {
     const message = createBasePodSandbox();
     message.id = object.id ?? "";
-    message.metadata = (object.metadata !== undefined && object.metadata !== null)
-      ? PodSandboxMetadata.fromPartial(object.metadata)
-      : undefined;
-    message.state = object.state ?? 0;
-    message.labels = (globalThis.Object.entries(object.labels ?? {}) as [string, string][]).reduce(
-      (acc: { [key: string]: string }, [key, value]: [string, string]) => {
-        if (value !== undefined) {
-          acc[key] = globalThis.String(value);
-        }
-        return acc;
-      },
-      {},
-    );
-    message.annotations =
-      (globalThis.Object.entries(object.annotations ?? {}) as [string, string][]).reduce(
-        (acc: { [key: string]: string }, [key, value]: [string, string]) => {
-          if (value !== undefined) {
-            acc[key] = globalThis.String(value);
-          }
-          return acc;
-        },
-        {},
-      );
-    message.runtimeHandler = object.runtimeHandler ?? "";
-    return message;
-  },
-};
-
-function createBasePodSandbox_LabelsEntry(): PodSandbox_LabelsEntry {
-  return { key: "", value: "" };
-}
-
-export const PodSandbox_LabelsEntry: MessageFns<PodSandbox_LabelsEntry> = {
-  encode(message: PodSandbox_LabelsEntry, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
-    if (message.key !== "") {
-      writer.uint32(10).string(message.key);
-    }
-    if (message.value !== "") {
-      writer.uint32(18).string(message.value);
-    }
-    return writer;
-  },
-
-  decode(input: BinaryReader | Uint8Array, length?: number): PodSandbox_LabelsEntry {
-    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
-    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
-    if (previousRecursionDepth >= 100) {
-      throw new globalThis.Error("protobuf decode recursion limit exceeded");
-    }
-    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
-    try {
-      const end = length === undefined ? reader.len : reader.pos + length;
-      const message = createBasePodSandbox_LabelsEntry();
-      while (reader.pos < end) {
-        const tag = reader.uint32();
-        switch (tag >>> 3) {
-          case 1: {
-            if (tag !== 10) {
-              break;
-            }
-
-            message.key = reader.string();
-            continue;
-          }
-          case 2: {
-            if (tag !== 18) {
-              break;
-            }
-
-            message.value = reader.string();
-            continue;
-          }
-        }
-        if ((tag & 7) === 4 || tag === 0) {
-          break;
-        }
-        reader.skip(tag & 7);
-      }
-      return message;
-    } finally {
-      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
-    }
-  },
-
-  create<I extends Exact<DeepPartial<PodSandbox_LabelsEntry>, I>>(
-    base?: I,
-  ): PodSandbox_LabelsEntry {
-    return PodSandbox_LabelsEntry.fromPartial(base ?? ({} as any));
-  },
-  fromPartial<I extends Exact<DeepPartial<PodSandbox_LabelsEntry>, I>>(
-    object: I,
-  ): PodSandbox_LabelsEntry {
-    const message = createBasePodSandbox_LabelsEntry();
-    message.key = object.key ?? "";
-    message.value = object.value ?? "";
-    return message;
-  },
-};
-
-function createBasePodSandbox_AnnotationsEntry(): PodSandbox_AnnotationsEntry {
-  return { key: "", value: "" };
-}
-
-export const PodSandbox_AnnotationsEntry: MessageFns<PodSandbox_AnnotationsEntry> = {
-  encode(
-    message: PodSandbox_AnnotationsEntry,
-    writer: BinaryWriter = new BinaryWriter(),
-  ): BinaryWriter {
-    if (message.key !== "") {
-      writer.uint32(10).string(message.key);
-    }
-    if (message.value !== "") {
-      writer.uint32(18).string(message.value);
-    }
-    return writer;
-  },
-
-  decode(input: BinaryReader | Uint8Array, length?: number): PodSandbox_AnnotationsEntry {
-    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
-    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
-    if (previousRecursionDepth >= 100) {
-      throw new globalThis.Error("protobuf decode recursion limit exceeded");
-    }
-    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
-    try {
-      const end = length === undefined ? reader.len : reader.pos + length;
-      const message = createBasePodSandbox_AnnotationsEntry();
-      while (reader.pos < end) {
-        const tag = reader.uint32();
-        switch (tag >>> 3) {
-          case 1: {
-            if (tag !== 10) {
-              break;
-            }
-
-            message.key = reader.string();
-            continue;
-          }
-          case 2: {
-            if (tag !== 18) {
-              break;
-            }
-
-            message.value = reader.string();
-            continue;
-          }
-        }
-        if ((tag & 7) === 4 || tag === 0) {
-          break;
-        }
-        reader.skip(tag & 7);
-      }
-      return message;
-    } finally {
-      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
-    }
-  },
-
-  create<I extends Exact<DeepPartial<PodSandbox_AnnotationsEntry>, I>>(
-    base?: I,
-  ): PodSandbox_AnnotationsEntry {
-    return PodSandbox_AnnotationsEntry.fromPartial(base ?? ({} as any));
-  },
-  fromPartial<I extends Exact<DeepPartial<PodSandbox_AnnotationsEntry>, I>>(
-    object: I,
-  ): PodSandbox_AnnotationsEntry {
-    const message = createBasePodSandbox_AnnotationsEntry();
-    message.key = object.key ?? "";
-    message.value = object.value ?? "";
     return message;
   },
 };
@@ -5783,17 +4142,6 @@ export const ListPodSandboxResponse: MessageFns<ListPodSandboxResponse> = {
 
 export type RuntimeServiceService = typeof RuntimeServiceService;
 export const RuntimeServiceService = {
-  version: {
-    path: "/runtime.v1.RuntimeService/Version" as const,
-    requestStream: false as const,
-    responseStream: false as const,
-    requestSerialize: (value: VersionRequest): Buffer =>
-      Buffer.from(VersionRequest.encode(value).finish()),
-    requestDeserialize: (value: Buffer): VersionRequest => VersionRequest.decode(value),
-    responseSerialize: (value: VersionResponse): Buffer =>
-      Buffer.from(VersionResponse.encode(value).finish()),
-    responseDeserialize: (value: Buffer): VersionResponse => VersionResponse.decode(value),
-  },
   /** Creates and starts a pod sandbox; it is READY when the call returns. */
   runPodSandbox: {
     path: "/runtime.v1.RuntimeService/RunPodSandbox" as const,
@@ -5942,7 +4290,6 @@ export const RuntimeServiceService = {
 } as const;
 
 export interface RuntimeServiceServer extends UntypedServiceImplementation {
-  version: handleUnaryCall<VersionRequest, VersionResponse>;
   /** Creates and starts a pod sandbox; it is READY when the call returns. */
   runPodSandbox: handleUnaryCall<RunPodSandboxRequest, RunPodSandboxResponse>;
   /** Kills the sandbox's processes (idempotent). */
@@ -5963,21 +4310,6 @@ export interface RuntimeServiceServer extends UntypedServiceImplementation {
 }
 
 export interface RuntimeServiceClient extends Client {
-  version(
-    request: VersionRequest,
-    callback: (error: ServiceError | null, response: VersionResponse) => void,
-  ): ClientUnaryCall;
-  version(
-    request: VersionRequest,
-    metadata: Metadata,
-    callback: (error: ServiceError | null, response: VersionResponse) => void,
-  ): ClientUnaryCall;
-  version(
-    request: VersionRequest,
-    metadata: Metadata,
-    options: Partial<CallOptions>,
-    callback: (error: ServiceError | null, response: VersionResponse) => void,
-  ): ClientUnaryCall;
   /** Creates and starts a pod sandbox; it is READY when the call returns. */
   runPodSandbox(
     request: RunPodSandboxRequest,

@@ -20,7 +20,6 @@ import {
   type ServiceError,
   type UntypedServiceImplementation,
 } from "@grpc/grpc-js";
-import { Timestamp } from "../../../../google/protobuf/timestamp.ts";
 
 export const protobufPackage = "containerd.services.content.v1";
 
@@ -31,8 +30,7 @@ export const protobufFileName = "containerd/services/content/v1/content.proto";
 export interface Info {
   digest: string;
   size: number;
-  createdAt: Timestamp | undefined;
-  updatedAt: Timestamp | undefined;
+  /** 3-4 (created_at, updated_at) are not read. */
   labels: { [key: string]: string };
 }
 
@@ -64,7 +62,7 @@ export interface ReadContentResponse {
 }
 
 function createBaseInfo(): Info {
-  return { digest: "", size: 0, createdAt: undefined, updatedAt: undefined, labels: {} };
+  return { digest: "", size: 0, labels: {} };
 }
 
 export const Info: MessageFns<Info> = {
@@ -74,12 +72,6 @@ export const Info: MessageFns<Info> = {
     }
     if (message.size !== 0) {
       writer.uint32(16).int64(message.size);
-    }
-    if (message.createdAt !== undefined) {
-      Timestamp.encode(message.createdAt, writer.uint32(26).fork()).join();
-    }
-    if (message.updatedAt !== undefined) {
-      Timestamp.encode(message.updatedAt, writer.uint32(34).fork()).join();
     }
     globalThis.Object.entries(message.labels).forEach(([key, value]: [string, string]) => {
       Info_LabelsEntry.encode({ key: key as any, value }, writer.uint32(42).fork()).join();
@@ -116,22 +108,6 @@ export const Info: MessageFns<Info> = {
             message.size = longToNumber(reader.int64());
             continue;
           }
-          case 3: {
-            if (tag !== 26) {
-              break;
-            }
-
-            message.createdAt = Timestamp.decode(reader, reader.uint32());
-            continue;
-          }
-          case 4: {
-            if (tag !== 34) {
-              break;
-            }
-
-            message.updatedAt = Timestamp.decode(reader, reader.uint32());
-            continue;
-          }
           case 5: {
             if (tag !== 42) {
               break;
@@ -162,12 +138,6 @@ export const Info: MessageFns<Info> = {
     const message = createBaseInfo();
     message.digest = object.digest ?? "";
     message.size = object.size ?? 0;
-    message.createdAt = (object.createdAt !== undefined && object.createdAt !== null)
-      ? Timestamp.fromPartial(object.createdAt)
-      : undefined;
-    message.updatedAt = (object.updatedAt !== undefined && object.updatedAt !== null)
-      ? Timestamp.fromPartial(object.updatedAt)
-      : undefined;
     message.labels = (globalThis.Object.entries(object.labels ?? {}) as [string, string][]).reduce(
       (acc: { [key: string]: string }, [key, value]: [string, string]) => {
         if (value !== undefined) {

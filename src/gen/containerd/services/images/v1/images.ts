@@ -18,7 +18,6 @@ import {
   type ServiceError,
   type UntypedServiceImplementation,
 } from "@grpc/grpc-js";
-import { Timestamp } from "../../../../google/protobuf/timestamp.ts";
 import { Descriptor } from "../../../types/descriptor.ts";
 
 export const protobufPackage = "containerd.services.images.v1";
@@ -32,12 +31,7 @@ export interface Image {
   name: string;
   labels: { [key: string]: string };
   /** The manifest or index the name points at. */
-  target:
-    | Descriptor
-    | undefined;
-  /** 4-6 are unused upstream. */
-  createdAt: Timestamp | undefined;
-  updatedAt: Timestamp | undefined;
+  target: Descriptor | undefined;
 }
 
 export interface Image_LabelsEntry {
@@ -54,7 +48,7 @@ export interface GetImageResponse {
 }
 
 function createBaseImage(): Image {
-  return { name: "", labels: {}, target: undefined, createdAt: undefined, updatedAt: undefined };
+  return { name: "", labels: {}, target: undefined };
 }
 
 export const Image: MessageFns<Image> = {
@@ -67,12 +61,6 @@ export const Image: MessageFns<Image> = {
     });
     if (message.target !== undefined) {
       Descriptor.encode(message.target, writer.uint32(26).fork()).join();
-    }
-    if (message.createdAt !== undefined) {
-      Timestamp.encode(message.createdAt, writer.uint32(58).fork()).join();
-    }
-    if (message.updatedAt !== undefined) {
-      Timestamp.encode(message.updatedAt, writer.uint32(66).fork()).join();
     }
     return writer;
   },
@@ -117,22 +105,6 @@ export const Image: MessageFns<Image> = {
             message.target = Descriptor.decode(reader, reader.uint32());
             continue;
           }
-          case 7: {
-            if (tag !== 58) {
-              break;
-            }
-
-            message.createdAt = Timestamp.decode(reader, reader.uint32());
-            continue;
-          }
-          case 8: {
-            if (tag !== 66) {
-              break;
-            }
-
-            message.updatedAt = Timestamp.decode(reader, reader.uint32());
-            continue;
-          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -162,12 +134,6 @@ export const Image: MessageFns<Image> = {
     );
     message.target = (object.target !== undefined && object.target !== null)
       ? Descriptor.fromPartial(object.target)
-      : undefined;
-    message.createdAt = (object.createdAt !== undefined && object.createdAt !== null)
-      ? Timestamp.fromPartial(object.createdAt)
-      : undefined;
-    message.updatedAt = (object.updatedAt !== undefined && object.updatedAt !== null)
-      ? Timestamp.fromPartial(object.updatedAt)
       : undefined;
     return message;
   },

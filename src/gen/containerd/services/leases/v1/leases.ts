@@ -19,7 +19,6 @@ import {
   type UntypedServiceImplementation,
 } from "@grpc/grpc-js";
 import { Empty } from "../../../../google/protobuf/empty.ts";
-import { Timestamp } from "../../../../google/protobuf/timestamp.ts";
 
 export const protobufPackage = "containerd.services.leases.v1";
 
@@ -29,17 +28,6 @@ export const protobufFileName = "containerd/services/leases/v1/leases.proto";
  * containerd's leases: resources made under a lease (the `containerd-lease` header) are
  * kept from garbage collection until the lease is deleted or expires.
  */
-
-export interface Lease {
-  id: string;
-  createdAt: Timestamp | undefined;
-  labels: { [key: string]: string };
-}
-
-export interface Lease_LabelsEntry {
-  key: string;
-  value: string;
-}
 
 export interface CreateRequest {
   id: string;
@@ -52,8 +40,8 @@ export interface CreateRequest_LabelsEntry {
   value: string;
 }
 
+/** 1 (the lease made) is not read. */
 export interface CreateResponse {
-  lease: Lease | undefined;
 }
 
 export interface DeleteRequest {
@@ -61,165 +49,6 @@ export interface DeleteRequest {
   /** Run garbage collection before answering. */
   sync: boolean;
 }
-
-function createBaseLease(): Lease {
-  return { id: "", createdAt: undefined, labels: {} };
-}
-
-export const Lease: MessageFns<Lease> = {
-  encode(message: Lease, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
-    if (message.id !== "") {
-      writer.uint32(10).string(message.id);
-    }
-    if (message.createdAt !== undefined) {
-      Timestamp.encode(message.createdAt, writer.uint32(18).fork()).join();
-    }
-    globalThis.Object.entries(message.labels).forEach(([key, value]: [string, string]) => {
-      Lease_LabelsEntry.encode({ key: key as any, value }, writer.uint32(26).fork()).join();
-    });
-    return writer;
-  },
-
-  decode(input: BinaryReader | Uint8Array, length?: number): Lease {
-    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
-    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
-    if (previousRecursionDepth >= 100) {
-      throw new globalThis.Error("protobuf decode recursion limit exceeded");
-    }
-    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
-    try {
-      const end = length === undefined ? reader.len : reader.pos + length;
-      const message = createBaseLease();
-      while (reader.pos < end) {
-        const tag = reader.uint32();
-        switch (tag >>> 3) {
-          case 1: {
-            if (tag !== 10) {
-              break;
-            }
-
-            message.id = reader.string();
-            continue;
-          }
-          case 2: {
-            if (tag !== 18) {
-              break;
-            }
-
-            message.createdAt = Timestamp.decode(reader, reader.uint32());
-            continue;
-          }
-          case 3: {
-            if (tag !== 26) {
-              break;
-            }
-
-            const entry3 = Lease_LabelsEntry.decode(reader, reader.uint32());
-            if (entry3.value !== undefined) {
-              message.labels[entry3.key] = entry3.value;
-            }
-            continue;
-          }
-        }
-        if ((tag & 7) === 4 || tag === 0) {
-          break;
-        }
-        reader.skip(tag & 7);
-      }
-      return message;
-    } finally {
-      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
-    }
-  },
-
-  create<I extends Exact<DeepPartial<Lease>, I>>(base?: I): Lease {
-    return Lease.fromPartial(base ?? ({} as any));
-  },
-  fromPartial<I extends Exact<DeepPartial<Lease>, I>>(object: I): Lease {
-    const message = createBaseLease();
-    message.id = object.id ?? "";
-    message.createdAt = (object.createdAt !== undefined && object.createdAt !== null)
-      ? Timestamp.fromPartial(object.createdAt)
-      : undefined;
-    message.labels = (globalThis.Object.entries(object.labels ?? {}) as [string, string][]).reduce(
-      (acc: { [key: string]: string }, [key, value]: [string, string]) => {
-        if (value !== undefined) {
-          acc[key] = globalThis.String(value);
-        }
-        return acc;
-      },
-      {},
-    );
-    return message;
-  },
-};
-
-function createBaseLease_LabelsEntry(): Lease_LabelsEntry {
-  return { key: "", value: "" };
-}
-
-export const Lease_LabelsEntry: MessageFns<Lease_LabelsEntry> = {
-  encode(message: Lease_LabelsEntry, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
-    if (message.key !== "") {
-      writer.uint32(10).string(message.key);
-    }
-    if (message.value !== "") {
-      writer.uint32(18).string(message.value);
-    }
-    return writer;
-  },
-
-  decode(input: BinaryReader | Uint8Array, length?: number): Lease_LabelsEntry {
-    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
-    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
-    if (previousRecursionDepth >= 100) {
-      throw new globalThis.Error("protobuf decode recursion limit exceeded");
-    }
-    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
-    try {
-      const end = length === undefined ? reader.len : reader.pos + length;
-      const message = createBaseLease_LabelsEntry();
-      while (reader.pos < end) {
-        const tag = reader.uint32();
-        switch (tag >>> 3) {
-          case 1: {
-            if (tag !== 10) {
-              break;
-            }
-
-            message.key = reader.string();
-            continue;
-          }
-          case 2: {
-            if (tag !== 18) {
-              break;
-            }
-
-            message.value = reader.string();
-            continue;
-          }
-        }
-        if ((tag & 7) === 4 || tag === 0) {
-          break;
-        }
-        reader.skip(tag & 7);
-      }
-      return message;
-    } finally {
-      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
-    }
-  },
-
-  create<I extends Exact<DeepPartial<Lease_LabelsEntry>, I>>(base?: I): Lease_LabelsEntry {
-    return Lease_LabelsEntry.fromPartial(base ?? ({} as any));
-  },
-  fromPartial<I extends Exact<DeepPartial<Lease_LabelsEntry>, I>>(object: I): Lease_LabelsEntry {
-    const message = createBaseLease_LabelsEntry();
-    message.key = object.key ?? "";
-    message.value = object.value ?? "";
-    return message;
-  },
-};
 
 function createBaseCreateRequest(): CreateRequest {
   return { id: "", labels: {} };
@@ -374,14 +203,11 @@ export const CreateRequest_LabelsEntry: MessageFns<CreateRequest_LabelsEntry> = 
 };
 
 function createBaseCreateResponse(): CreateResponse {
-  return { lease: undefined };
+  return {};
 }
 
 export const CreateResponse: MessageFns<CreateResponse> = {
-  encode(message: CreateResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
-    if (message.lease !== undefined) {
-      Lease.encode(message.lease, writer.uint32(10).fork()).join();
-    }
+  encode(_: CreateResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     return writer;
   },
 
@@ -398,14 +224,6 @@ export const CreateResponse: MessageFns<CreateResponse> = {
       while (reader.pos < end) {
         const tag = reader.uint32();
         switch (tag >>> 3) {
-          case 1: {
-            if (tag !== 10) {
-              break;
-            }
-
-            message.lease = Lease.decode(reader, reader.uint32());
-            continue;
-          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -421,11 +239,8 @@ export const CreateResponse: MessageFns<CreateResponse> = {
   create<I extends Exact<DeepPartial<CreateResponse>, I>>(base?: I): CreateResponse {
     return CreateResponse.fromPartial(base ?? ({} as any));
   },
-  fromPartial<I extends Exact<DeepPartial<CreateResponse>, I>>(object: I): CreateResponse {
+  fromPartial<I extends Exact<DeepPartial<CreateResponse>, I>>(_: I): CreateResponse {
     const message = createBaseCreateResponse();
-    message.lease = (object.lease !== undefined && object.lease !== null)
-      ? Lease.fromPartial(object.lease)
-      : undefined;
     return message;
   },
 };

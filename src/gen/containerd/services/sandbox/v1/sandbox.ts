@@ -20,7 +20,6 @@ import {
 } from "@grpc/grpc-js";
 import { Any } from "../../../../google/protobuf/any.ts";
 import { Timestamp } from "../../../../google/protobuf/timestamp.ts";
-import { Mount } from "../../../types/mount.ts";
 import { Platform } from "../../../types/platform.ts";
 import { Sandbox } from "../../../types/sandbox.ts";
 
@@ -55,8 +54,10 @@ export interface StoreGetResponse {
 
 export interface ControllerCreateRequest {
   sandboxId: string;
-  rootfs: Mount[];
-  /** containerd's CRI: its runtime.v1.PodSandboxConfig. */
+  /**
+   * 2 (rootfs) is not read.
+   * containerd's CRI: its runtime.v1.PodSandboxConfig.
+   */
   options: Any | undefined;
   netnsPath: string;
   annotations: { [key: string]: string };
@@ -153,17 +154,17 @@ export interface ControllerShutdownRequest {
 export interface ControllerShutdownResponse {
 }
 
+/**
+ * Metrics and Update answer UNIMPLEMENTED without reading their requests: their fields
+ * (sandbox_id, sandboxer, …) are left out.
+ */
 export interface ControllerMetricsRequest {
-  sandboxId: string;
-  sandboxer: string;
 }
 
 export interface ControllerMetricsResponse {
 }
 
 export interface ControllerUpdateRequest {
-  sandboxId: string;
-  sandboxer: string;
 }
 
 export interface ControllerUpdateResponse {
@@ -394,7 +395,6 @@ export const StoreGetResponse: MessageFns<StoreGetResponse> = {
 function createBaseControllerCreateRequest(): ControllerCreateRequest {
   return {
     sandboxId: "",
-    rootfs: [],
     options: undefined,
     netnsPath: "",
     annotations: {},
@@ -410,9 +410,6 @@ export const ControllerCreateRequest: MessageFns<ControllerCreateRequest> = {
   ): BinaryWriter {
     if (message.sandboxId !== "") {
       writer.uint32(10).string(message.sandboxId);
-    }
-    for (const v of message.rootfs) {
-      Mount.encode(v!, writer.uint32(18).fork()).join();
     }
     if (message.options !== undefined) {
       Any.encode(message.options, writer.uint32(26).fork()).join();
@@ -454,14 +451,6 @@ export const ControllerCreateRequest: MessageFns<ControllerCreateRequest> = {
             }
 
             message.sandboxId = reader.string();
-            continue;
-          }
-          case 2: {
-            if (tag !== 18) {
-              break;
-            }
-
-            message.rootfs.push(Mount.decode(reader, reader.uint32()));
             continue;
           }
           case 3: {
@@ -529,7 +518,6 @@ export const ControllerCreateRequest: MessageFns<ControllerCreateRequest> = {
   ): ControllerCreateRequest {
     const message = createBaseControllerCreateRequest();
     message.sandboxId = object.sandboxId ?? "";
-    message.rootfs = object.rootfs?.map((e) => Mount.fromPartial(e)) || [];
     message.options = (object.options !== undefined && object.options !== null)
       ? Any.fromPartial(object.options)
       : undefined;
@@ -1855,20 +1843,11 @@ export const ControllerShutdownResponse: MessageFns<ControllerShutdownResponse> 
 };
 
 function createBaseControllerMetricsRequest(): ControllerMetricsRequest {
-  return { sandboxId: "", sandboxer: "" };
+  return {};
 }
 
 export const ControllerMetricsRequest: MessageFns<ControllerMetricsRequest> = {
-  encode(
-    message: ControllerMetricsRequest,
-    writer: BinaryWriter = new BinaryWriter(),
-  ): BinaryWriter {
-    if (message.sandboxId !== "") {
-      writer.uint32(10).string(message.sandboxId);
-    }
-    if (message.sandboxer !== "") {
-      writer.uint32(82).string(message.sandboxer);
-    }
+  encode(_: ControllerMetricsRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     return writer;
   },
 
@@ -1885,22 +1864,6 @@ export const ControllerMetricsRequest: MessageFns<ControllerMetricsRequest> = {
       while (reader.pos < end) {
         const tag = reader.uint32();
         switch (tag >>> 3) {
-          case 1: {
-            if (tag !== 10) {
-              break;
-            }
-
-            message.sandboxId = reader.string();
-            continue;
-          }
-          case 10: {
-            if (tag !== 82) {
-              break;
-            }
-
-            message.sandboxer = reader.string();
-            continue;
-          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1919,11 +1882,9 @@ export const ControllerMetricsRequest: MessageFns<ControllerMetricsRequest> = {
     return ControllerMetricsRequest.fromPartial(base ?? ({} as any));
   },
   fromPartial<I extends Exact<DeepPartial<ControllerMetricsRequest>, I>>(
-    object: I,
+    _: I,
   ): ControllerMetricsRequest {
     const message = createBaseControllerMetricsRequest();
-    message.sandboxId = object.sandboxId ?? "";
-    message.sandboxer = object.sandboxer ?? "";
     return message;
   },
 };
@@ -1976,20 +1937,11 @@ export const ControllerMetricsResponse: MessageFns<ControllerMetricsResponse> = 
 };
 
 function createBaseControllerUpdateRequest(): ControllerUpdateRequest {
-  return { sandboxId: "", sandboxer: "" };
+  return {};
 }
 
 export const ControllerUpdateRequest: MessageFns<ControllerUpdateRequest> = {
-  encode(
-    message: ControllerUpdateRequest,
-    writer: BinaryWriter = new BinaryWriter(),
-  ): BinaryWriter {
-    if (message.sandboxId !== "") {
-      writer.uint32(10).string(message.sandboxId);
-    }
-    if (message.sandboxer !== "") {
-      writer.uint32(18).string(message.sandboxer);
-    }
+  encode(_: ControllerUpdateRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     return writer;
   },
 
@@ -2006,22 +1958,6 @@ export const ControllerUpdateRequest: MessageFns<ControllerUpdateRequest> = {
       while (reader.pos < end) {
         const tag = reader.uint32();
         switch (tag >>> 3) {
-          case 1: {
-            if (tag !== 10) {
-              break;
-            }
-
-            message.sandboxId = reader.string();
-            continue;
-          }
-          case 2: {
-            if (tag !== 18) {
-              break;
-            }
-
-            message.sandboxer = reader.string();
-            continue;
-          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2040,11 +1976,9 @@ export const ControllerUpdateRequest: MessageFns<ControllerUpdateRequest> = {
     return ControllerUpdateRequest.fromPartial(base ?? ({} as any));
   },
   fromPartial<I extends Exact<DeepPartial<ControllerUpdateRequest>, I>>(
-    object: I,
+    _: I,
   ): ControllerUpdateRequest {
     const message = createBaseControllerUpdateRequest();
-    message.sandboxId = object.sandboxId ?? "";
-    message.sandboxer = object.sandboxer ?? "";
     return message;
   },
 };

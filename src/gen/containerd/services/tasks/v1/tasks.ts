@@ -40,7 +40,7 @@ export interface CreateTaskRequest {
 }
 
 export interface CreateTaskResponse {
-  containerId: string;
+  /** 1 (container_id) is not read. */
   pid: number;
 }
 
@@ -68,7 +68,7 @@ export interface DeleteTaskRequest {
 }
 
 export interface DeleteResponse {
-  id: string;
+  /** 1 (id) is not read. */
   pid: number;
   exitStatus: number;
   exitedAt: Timestamp | undefined;
@@ -214,14 +214,11 @@ export const CreateTaskRequest: MessageFns<CreateTaskRequest> = {
 };
 
 function createBaseCreateTaskResponse(): CreateTaskResponse {
-  return { containerId: "", pid: 0 };
+  return { pid: 0 };
 }
 
 export const CreateTaskResponse: MessageFns<CreateTaskResponse> = {
   encode(message: CreateTaskResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
-    if (message.containerId !== "") {
-      writer.uint32(10).string(message.containerId);
-    }
     if (message.pid !== 0) {
       writer.uint32(16).uint32(message.pid);
     }
@@ -241,14 +238,6 @@ export const CreateTaskResponse: MessageFns<CreateTaskResponse> = {
       while (reader.pos < end) {
         const tag = reader.uint32();
         switch (tag >>> 3) {
-          case 1: {
-            if (tag !== 10) {
-              break;
-            }
-
-            message.containerId = reader.string();
-            continue;
-          }
           case 2: {
             if (tag !== 16) {
               break;
@@ -274,7 +263,6 @@ export const CreateTaskResponse: MessageFns<CreateTaskResponse> = {
   },
   fromPartial<I extends Exact<DeepPartial<CreateTaskResponse>, I>>(object: I): CreateTaskResponse {
     const message = createBaseCreateTaskResponse();
-    message.containerId = object.containerId ?? "";
     message.pid = object.pid ?? 0;
     return message;
   },
@@ -594,14 +582,11 @@ export const DeleteTaskRequest: MessageFns<DeleteTaskRequest> = {
 };
 
 function createBaseDeleteResponse(): DeleteResponse {
-  return { id: "", pid: 0, exitStatus: 0, exitedAt: undefined };
+  return { pid: 0, exitStatus: 0, exitedAt: undefined };
 }
 
 export const DeleteResponse: MessageFns<DeleteResponse> = {
   encode(message: DeleteResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
-    if (message.id !== "") {
-      writer.uint32(10).string(message.id);
-    }
     if (message.pid !== 0) {
       writer.uint32(16).uint32(message.pid);
     }
@@ -627,14 +612,6 @@ export const DeleteResponse: MessageFns<DeleteResponse> = {
       while (reader.pos < end) {
         const tag = reader.uint32();
         switch (tag >>> 3) {
-          case 1: {
-            if (tag !== 10) {
-              break;
-            }
-
-            message.id = reader.string();
-            continue;
-          }
           case 2: {
             if (tag !== 16) {
               break;
@@ -676,7 +653,6 @@ export const DeleteResponse: MessageFns<DeleteResponse> = {
   },
   fromPartial<I extends Exact<DeepPartial<DeleteResponse>, I>>(object: I): DeleteResponse {
     const message = createBaseDeleteResponse();
-    message.id = object.id ?? "";
     message.pid = object.pid ?? 0;
     message.exitStatus = object.exitStatus ?? 0;
     message.exitedAt = (object.exitedAt !== undefined && object.exitedAt !== null)
