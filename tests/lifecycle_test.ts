@@ -152,6 +152,7 @@ Deno.test("--events=poll: exits are learned by listing tasks, with their real st
     }
     await c.kill(id, "SIGTERM");
     const res = await agent.cli("wait", id, "--json", "--timeout", "30s");
+    assertEquals(res.code, 0, `${res.stderr}\nagent log:\n${agent.logText().slice(-3_000)}`);
     assertEquals(JSON.parse(res.stdout).exitStatus, 9, res.stderr);
     const record = JSON.parse((await agent.cli("status", id, "--json")).stdout);
     assertEquals(record.exitSource, "task-status");

@@ -155,6 +155,31 @@ export class PrivateContainerd {
     return log.split("\n").filter((l) => l.includes(needle));
   }
 
+  /**
+   * For a test's failure message: containerd's log lines about `needle`, and the
+   * goroutines of its stack dump (SIGUSR1, written to its log) that are in the CRI or a
+   * sandbox controller — where a call that never answered is stuck.
+   */
+  async postMortem(needle: string): Promise<string> {
+    const before = (await Deno.readTextFile(this.#log).catch(() => "")).length;
+    try {
+      this.#process?.kill("SIGUSR1");
+    } catch {
+      // Gone: the log is all there is.
+    }
+    await new Promise((r) => setTimeout(r, 1_000));
+    const log = await Deno.readTextFile(this.#log).catch(() => "");
+    const about = log.slice(0, before).split("\n").filter((l) => l.includes(needle)).slice(-30);
+    // The dump is one log record whose message holds the stacks with escaped newlines.
+    const dump = log.slice(before).replaceAll("\\n", "\n").replaceAll("\\t", "\t");
+    const stuck = dump.split("\n\n").filter((g) =>
+      /cri|sandbox/i.test(g) && /^goroutine \d+/m.test(g)
+    );
+    return `containerd's log about ${needle}:\n${about.join("\n")}\n` +
+      `goroutines in the CRI or a sandbox controller (${stuck.length}):\n` +
+      stuck.join("\n\n").slice(0, 30_000);
+  }
+
   /** Runs ctr against this containerd. */
   ctr(namespace: string, args: string[], options: { allowFailure?: boolean } = {}) {
     return run(this.#bin.ctr, ["-a", this.socket, "-n", namespace, ...args], options);

@@ -31,6 +31,7 @@ import {
   type StatusResponse,
 } from "../../src/gen/cri/runtime/v1/api.ts";
 import { GrpcContainerdClient } from "../../src/containerd/grpc_client.ts";
+import { DeadlineExceededError } from "../../src/errors.ts";
 import { grpcTarget, unaryCall } from "../../src/grpc/call.ts";
 import { type ContainerdOptions, PrivateContainerd } from "./containerd.ts";
 import { importImages } from "./containers.ts";
@@ -87,8 +88,15 @@ export class CriClient {
   readonly #client: grpc.Client;
   readonly #timeoutMs: number;
 
-  constructor(socket: string, options: { timeoutMs?: number } = {}) {
+  readonly #postMortem?: (needle: string) => Promise<string>;
+
+  /** `postMortem`: what containerd can tell about a call that timed out (by a needle). */
+  constructor(
+    socket: string,
+    options: { timeoutMs?: number; postMortem?: (needle: string) => Promise<string> } = {},
+  ) {
     this.#timeoutMs = options.timeoutMs ?? DEFAULT_CRI_TIMEOUT_MS;
+    this.#postMortem = options.postMortem;
     this.#client = new grpc.Client(grpcTarget(socket), grpc.credentials.createInsecure());
   }
 
@@ -150,11 +158,17 @@ export class CriClient {
         },
       },
     });
-    const res = await unaryCall(this.#client, RuntimeServiceService.runPodSandbox, {
-      config,
-      runtimeHandler: options.runtimeHandler ?? "",
-    }, this.#options(`RunPodSandbox ${pod.namespace}/${pod.name}`));
-    return { id: res.podSandboxId, ...pod, config };
+    try {
+      const res = await unaryCall(this.#client, RuntimeServiceService.runPodSandbox, {
+        config,
+        runtimeHandler: options.runtimeHandler ?? "",
+      }, this.#options(`RunPodSandbox ${pod.namespace}/${pod.name}`));
+      return { id: res.podSandboxId, ...pod, config };
+    } catch (err) {
+      // A RunPodSandbox that never answers: say where containerd was stuck.
+      if (!(err instanceof DeadlineExceededError) || !this.#postMortem) throw err;
+      throw new Error(`${err.message}\n${await this.#postMortem(pod.name)}`, { cause: err });
+    }
   }
 
   /** CreateContainer as a kubelet does: an app container in `pod` (not started). */
@@ -328,7 +342,9 @@ export class CriNode {
   readonly client: GrpcContainerdClient;
 
   private constructor(readonly containerd: PrivateContainerd, readonly cniDir: string) {
-    this.cri = new CriClient(containerd.socket);
+    this.cri = new CriClient(containerd.socket, {
+      postMortem: (needle) => containerd.postMortem(needle),
+    });
     this.client = new GrpcContainerdClient({ address: containerd.socket });
   }
 
