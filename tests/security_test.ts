@@ -7,6 +7,7 @@ import * as grpc from "@grpc/grpc-js";
 import { ResourceExhaustedError } from "../src/errors.ts";
 import { ApiServer } from "../src/server/server.ts";
 import { ControllerService } from "../src/gen/containerd/services/sandbox/v1/sandbox.ts";
+import { HealthService } from "../src/gen/grpc/health/v1/health.ts";
 import { unaryCall } from "../src/grpc/call.ts";
 import { assert, assertEquals, assertMatch, assertRejects } from "./harness/assert.ts";
 import { AgentProcess } from "./harness/agent.ts";
@@ -390,6 +391,41 @@ Deno.test("the server's JS heap returns to its baseline after 3,000 abandoned co
   } finally {
     await server.close(100);
     await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("a client the stream cap leaves alone that closes after 300 calls does not take the agent down", async () => {
+  // The cap does not apply to grpc-go's user-agent (containerd's proxy, which sends no
+  // GOAWAY when it closes). A Node/Deno client claiming it closes with a GOAWAY after 300
+  // calls on one connection: that always aborted Deno 2.9.6's node:http2 before the agent
+  // dropped clients' GOAWAY frames (src/server/goaway_filter.ts) — the same abort a few
+  // calls then a close hit now and then under load.
+  const dir = await Deno.makeTempDir({ prefix: "psd-s-" });
+  const agent = await AgentProcess.start({
+    containerdSocket: join(dir, "no-containerd.sock"), // the store answers without it
+    dir,
+    namespace: NS,
+  });
+  try {
+    for (let round = 0; round < 2; round++) {
+      const raw = new grpc.Client(`unix://${agent.socket}`, grpc.credentials.createInsecure(), {
+        "grpc.primary_user_agent": "grpc-go/1.70.0",
+        "grpc.use_local_subchannel_pool": 1,
+      });
+      for (let i = 0; i < 300; i++) {
+        const answer = await unaryCall(raw, HealthService.check, { service: "" }, {
+          what: "health",
+          timeoutMs: 5_000,
+        });
+        assert(answer.status !== undefined, `call ${i} of round ${round}`);
+      }
+      raw.close();
+      await new Promise((r) => setTimeout(r, 500));
+      assert(alive(agent.pid), `the agent survived hang-up ${round + 1}`);
+    }
+  } finally {
+    await agent.stop();
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
   }
 });
 

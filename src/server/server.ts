@@ -5,6 +5,7 @@
  * @module
  */
 import type { Buffer } from "node:buffer";
+import * as net from "node:net";
 import * as grpc from "@grpc/grpc-js";
 import { ControllerService } from "../gen/containerd/services/sandbox/v1/sandbox.ts";
 import { SandboxesService } from "../gen/podsandboxd/v1/podsandboxd.ts";
@@ -12,6 +13,7 @@ import { HealthService } from "../gen/grpc/health/v1/health.ts";
 import { sandboxControllerHandlers, sandboxesHandlers } from "./handlers.ts";
 import { logger } from "../log.ts";
 import { capStreamsPerConnection } from "./connection_cap.ts";
+import { withoutClientGoaway } from "./goaway_filter.ts";
 import { healthHandlers } from "./health.ts";
 import { MalformedRequest } from "./malformed.ts";
 import { prepareSocketPath, secureSocket } from "./socket.ts";
@@ -57,9 +59,11 @@ function tolerant(definition: object): grpc.ServiceDefinition {
 export class ApiServer {
   readonly socketPath: string;
   readonly #server: grpc.Server;
+  readonly #listener: net.Server;
 
-  private constructor(server: grpc.Server, socketPath: string) {
+  private constructor(server: grpc.Server, listener: net.Server, socketPath: string) {
     this.#server = server;
+    this.#listener = listener;
     this.socketPath = socketPath;
   }
 
@@ -83,18 +87,18 @@ export class ApiServer {
       healthHandlers(options.service) as unknown as grpc.UntypedServiceImplementation,
     );
     await prepareSocketPath(options.socketPath);
+    // The agent accepts connections itself and hands them to grpc-js without the
+    // clients' GOAWAY frames (goaway_filter.ts: they abort Deno's node:http2).
+    const injector = server.createConnectionInjector(grpc.ServerCredentials.createInsecure());
+    const listener = net.createServer((socket) => {
+      injector.injectConnection(withoutClientGoaway(socket));
+    });
     await new Promise<void>((resolve, reject) => {
-      server.bindAsync(
-        `unix://${options.socketPath}`,
-        grpc.ServerCredentials.createInsecure(),
-        (
-          err,
-        ) => (err
-          ? reject(
-            new Error(`cannot listen on ${options.socketPath}: ${err.message}`, { cause: err }),
-          )
-          : resolve()),
-      );
+      listener.once("error", (err) =>
+        reject(
+          new Error(`cannot listen on ${options.socketPath}: ${err.message}`, { cause: err }),
+        ));
+      listener.listen(options.socketPath, () => resolve());
     });
     if (!capStreamsPerConnection(server)) {
       log.warn(
@@ -107,11 +111,12 @@ export class ApiServer {
         group: options.socketGroup,
       });
     } catch (err) {
+      listener.close();
       server.forceShutdown();
       await Deno.remove(options.socketPath).catch(() => {});
       throw err;
     }
-    return new ApiServer(server, options.socketPath);
+    return new ApiServer(server, listener, options.socketPath);
   }
 
   /**
@@ -120,6 +125,7 @@ export class ApiServer {
    * that never spoke HTTP/2 (grpc-js cannot cut those; the process exit does).
    */
   async close(graceMs = 2_000): Promise<void> {
+    this.#listener.close(); // no new connections; those open end below
     const graceful = new Promise<void>((resolve) => this.#server.tryShutdown(() => resolve()));
     let timer: ReturnType<typeof setTimeout> | undefined;
     const cut = new Promise<void>((resolve) => {
