@@ -100,6 +100,11 @@ export class ApiServer {
         ));
       listener.listen(options.socketPath, () => resolve());
     });
+    // Later errors (an accept failing, e.g. out of file descriptors) must not end the agent.
+    listener.on(
+      "error",
+      (err) => log.warn("accepting a connection failed: {error}", { error: String(err) }),
+    );
     if (!capStreamsPerConnection(server)) {
       log.warn(
         "could not cap streams per connection (grpc-js internals changed): a client closing a connection after 256 calls can abort the agent (denoland/deno#36788)",
