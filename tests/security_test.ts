@@ -29,6 +29,22 @@ async function refusal(options: { containerdSocket: string; dir: string; args: s
   return { code: status.code, log: agent.logs.map((l) => l.message ?? "").join("\n") };
 }
 
+/** Runs `body` against an agent with no containerd (the store answers without it). */
+async function withLoneAgent(body: (agent: AgentProcess) => Promise<void>): Promise<void> {
+  const dir = await Deno.makeTempDir({ prefix: "psd-s-" });
+  const agent = await AgentProcess.start({
+    containerdSocket: join(dir, "no-containerd.sock"),
+    dir,
+    namespace: NS,
+  });
+  try {
+    await body(agent);
+  } finally {
+    await agent.stop();
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
+}
+
 async function sha256(path: string): Promise<string> {
   const digest = await crypto.subtle.digest("SHA-256", await Deno.readFile(path));
   return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("");
@@ -400,13 +416,7 @@ Deno.test("a client the stream cap leaves alone that closes after 300 calls does
   // calls on one connection: that always aborted Deno 2.9.6's node:http2 before the agent
   // dropped clients' GOAWAY frames (src/server/goaway_filter.ts) — the same abort a few
   // calls then a close hit now and then under load.
-  const dir = await Deno.makeTempDir({ prefix: "psd-s-" });
-  const agent = await AgentProcess.start({
-    containerdSocket: join(dir, "no-containerd.sock"), // the store answers without it
-    dir,
-    namespace: NS,
-  });
-  try {
+  await withLoneAgent(async (agent) => {
     for (let round = 0; round < 2; round++) {
       const raw = new grpc.Client(`unix://${agent.socket}`, grpc.credentials.createInsecure(), {
         "grpc.primary_user_agent": "grpc-go/1.70.0",
@@ -423,23 +433,14 @@ Deno.test("a client the stream cap leaves alone that closes after 300 calls does
       await new Promise((r) => setTimeout(r, 500));
       assert(alive(agent.pid), `the agent survived hang-up ${round + 1}`);
     }
-  } finally {
-    await agent.stop();
-    await Deno.remove(dir, { recursive: true }).catch(() => {});
-  }
+  });
 });
 
 Deno.test("a client that makes 120 calls at once on a fresh connection and hangs up does not take the agent down", async () => {
   // The same abort needs fewer streams when they were open together: ~90 concurrent
   // calls on a fresh connection, then a hang-up, aborted Deno 2.9.6 (SIGABRT or SIGSEGV)
   // under the earlier cap of 200; the cap sits below that count.
-  const dir = await Deno.makeTempDir({ prefix: "psd-s-" });
-  const agent = await AgentProcess.start({
-    containerdSocket: join(dir, "no-containerd.sock"), // the store answers without it
-    dir,
-    namespace: NS,
-  });
-  try {
+  await withLoneAgent(async (agent) => {
     for (let round = 0; round < 3; round++) {
       const client = agent.client();
       // Every call answered: one refused or failed rejects.
@@ -448,22 +449,13 @@ Deno.test("a client that makes 120 calls at once on a fresh connection and hangs
       await new Promise((r) => setTimeout(r, 300));
       assert(alive(agent.pid), `the agent survived hang-up ${round + 1}`);
     }
-  } finally {
-    await agent.stop();
-    await Deno.remove(dir, { recursive: true }).catch(() => {});
-  }
+  });
 });
 
 Deno.test("a client that makes 1,000 calls on one connection and hangs up does not take the agent down", async () => {
   // Deno 2.9's node:http2 aborts on such a hang-up (denoland/deno#36788); the server's
   // stream cap (src/server/connection_cap.ts) keeps connections below the fatal count.
-  const dir = await Deno.makeTempDir({ prefix: "psd-s-" });
-  const agent = await AgentProcess.start({
-    containerdSocket: join(dir, "no-containerd.sock"), // the store answers without it
-    dir,
-    namespace: NS,
-  });
-  try {
+  await withLoneAgent(async (agent) => {
     for (let round = 0; round < 2; round++) {
       const client = agent.client();
       const outcomes = new Map<string, number>();
@@ -497,8 +489,5 @@ Deno.test("a client that makes 1,000 calls on one connection and hangs up does n
     } finally {
       fresh.close();
     }
-  } finally {
-    await agent.stop();
-    await Deno.remove(dir, { recursive: true }).catch(() => {});
-  }
+  });
 });

@@ -84,7 +84,7 @@ export function withoutClientGoaway(socket: Socket): Duplex {
       socket.resume();
     },
     write(chunk, _encoding, callback) {
-      toClient(chunk);
+      if (!serverSentGoaway) toClient(chunk); // once it is out, nothing more to watch for
       socket.write(chunk, callback);
     },
     final(callback) {

@@ -94,11 +94,13 @@ export class ApiServer {
       injector.injectConnection(withoutClientGoaway(socket));
     });
     await new Promise<void>((resolve, reject) => {
-      listener.once("error", (err) =>
-        reject(
-          new Error(`cannot listen on ${options.socketPath}: ${err.message}`, { cause: err }),
-        ));
-      listener.listen(options.socketPath, () => resolve());
+      const refused = (err: Error) =>
+        reject(new Error(`cannot listen on ${options.socketPath}: ${err.message}`, { cause: err }));
+      listener.once("error", refused);
+      listener.listen(options.socketPath, () => {
+        listener.off("error", refused);
+        resolve();
+      });
     });
     // Later errors (an accept failing, e.g. out of file descriptors) must not end the agent.
     listener.on(
